@@ -7,7 +7,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench soak setup setup-test chromium clean help
+.PHONY: demo test bench soak setup setup-test chromium schema clean help
 
 help:
 	@echo "make demo   - set up .venv and run the bundled example pipelines"
@@ -49,6 +49,9 @@ soak: setup-test
 
 bench: setup-test
 	$(BIN)/python -m bench
+
+schema: setup
+	$(BIN)/python -c 'from runlog.models import run_log_json_schema_text as t; print(t(), end="")' > schema/runlog.schema.json
 
 clean:
 	rm -rf demo .pytest_cache .hypothesis

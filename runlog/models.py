@@ -273,3 +273,19 @@ def parse_duration(text: str | None) -> float | None:
 
 BranchLog.model_rebuild()
 StepLog.model_rebuild()
+
+
+def run_log_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a run log (``schema/runlog.schema.json``)."""
+    schema = RunLog.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = (
+        "A runnable/magnus run log as runlog reads and writes it. Unknown keys are allowed "
+        "everywhere and kept; fields marked optional appear only in some generations."
+    )
+    return schema
+
+
+def run_log_json_schema_text() -> str:
+    return json.dumps(run_log_json_schema(), indent=2, sort_keys=True) + "\n"
+

@@ -44,6 +44,8 @@ _VERSIONED = re.compile(r"^(StepLog|BranchLog)-(.+)-(\d{16,})\.json$")
 _G3_BRANCH = re.compile(r"^BranchLog-(.+)\.json$")
 _PARAMETER = re.compile(r"^Parameter-(.+)\.json$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def validate_name(value: Any, what: str = "run_id") -> str:
@@ -78,6 +80,7 @@ def atomic_write(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:60]}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; run logs are shared like any file
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -364,10 +367,21 @@ class RunLogStore:
             with file_lock(self._lock_path(run.run_id)):
                 atomic_write(self._file(run.run_id), run.to_json())
 
-    def update_run(self, run_id: str, **fields: Any) -> RunLog:
+    @contextlib.contextmanager
+    def locked(self, run_id: str) -> Iterator[None]:
+        """Hold the run's lock across several reads and writes (pass ``_locked=True`` to
+        the writes made inside, since the lock is not re-entrant)."""
+        self._require(run_id)
+        with file_lock(self._lock_path(run_id)):
+            yield
+
+    def _maybe_lock(self, run_id: str, already: bool):
+        return contextlib.nullcontext() if already else file_lock(self._lock_path(run_id))
+
+    def update_run(self, run_id: str, _locked: bool = False, **fields: Any) -> RunLog:
         """Set run-level fields (status, tag, parameters...) under the run's lock."""
         layout = self._require(run_id)
-        with file_lock(self._lock_path(run_id)):
+        with self._maybe_lock(run_id, _locked):
             if layout == "chunked-fs":
                 head_path = self._folder(run_id) / "RunLog.json"
                 head = read_run_file(head_path).model_copy(update=fields)
@@ -377,7 +391,7 @@ class RunLogStore:
             atomic_write(self._file(run_id), run.to_json())
             return run
 
-    def put_step(self, run_id: str, step: StepLog) -> None:
+    def put_step(self, run_id: str, step: StepLog, _locked: bool = False) -> None:
         """Add or replace one step (at any depth, placed by its internal name)."""
         for part in step.internal_name.split("."):
             validate_name(part, "step name")
@@ -386,19 +400,19 @@ class RunLogStore:
         if layout == "chunked-fs":
             self._write_chunk(run_id, "StepLog", step.internal_name, step.model_copy(update={"branches": {}}))
             return
-        with file_lock(self._lock_path(run_id)):
+        with self._maybe_lock(run_id, _locked):
             run = read_run_file(self._file(run_id))
             _place_step(run, step)
             atomic_write(self._file(run_id), run.to_json())
 
-    def put_branch(self, run_id: str, branch: BranchLog) -> None:
+    def put_branch(self, run_id: str, branch: BranchLog, _locked: bool = False) -> None:
         """Add or replace a branch's own record (its status); its steps come via put_step."""
         validate_name(branch.internal_name, "branch name")
         layout = self._require(run_id)
         if layout == "chunked-fs":
             self._write_chunk(run_id, "BranchLog", branch.internal_name, branch.model_copy(update={"steps": {}}))
             return
-        with file_lock(self._lock_path(run_id)):
+        with self._maybe_lock(run_id, _locked):
             run = read_run_file(self._file(run_id))
             owner = run.find_step(_parent_name(branch.internal_name))
             if owner is None:

@@ -1,0 +1,140 @@
+"""Run a command as a step, as runnable's shell tasks did: in a shell whose
+environment is read back at the end, so ``export RUNNABLE_TRACK_x=1`` is recorded.
+
+>>> from runlog.execute import exec_step
+>>> exec_step("r1", "train", ["echo hi; export RUNNABLE_TRACK_loss=0.5"])   # doctest: +SKIP
+0
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import RunlogError
+from .models import BranchLog, RunLog, StepLog
+from .store import DEFAULT_STORE, Layout, RunLogStore, validate_name
+
+
+def shell_text(command: list[str]) -> str:
+    """One argument is shell text (``"export X=1; make"``); several are an argv, quoted."""
+    if not command:
+        raise RunlogError("no command given: put it after '--', e.g. runlog exec --run-id r --step s -- make")
+    return command[0] if len(command) == 1 else shlex.join(command)
+
+
+def run_in_shell(command: list[str], log_path: Path, capture_env: bool = True) -> tuple[int, dict[str, str], dict[str, str]]:
+    """Run the command in bash (or sh), copying its output to our stdout and to ``log_path``.
+
+    Returns ``(exit code, environment at the end, environment at the start)``."""
+    script = shell_text(command)
+    shell = shutil.which("bash") or "/bin/sh"
+    start_env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="runlog-env-") as scratch:
+        dump = Path(scratch) / "env"
+        # The trap runs on any exit, `exit 3` and `set -e` included, and keeps the code.
+        wrapper = f'trap \'env -0 > "$RUNLOG_ENV_DUMP"\' EXIT\n{script}\n'
+        env = dict(start_env, RUNLOG_ENV_DUMP=str(dump)) if capture_env else start_env
+        try:
+            proc = subprocess.Popen([shell, "-c", wrapper if capture_env else script], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            raise RunlogError(f"cannot start {shell}: {exc.strerror or exc}") from None
+        out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+        with open(log_path, "wb") as log:
+            assert proc.stdout is not None
+            for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+                log.write(chunk)
+                if out is not None:
+                    out.write(chunk)
+                    out.flush()
+                else:
+                    sys.stdout.write(chunk.decode("utf-8", "replace"))
+        code = proc.wait()
+        end_env = _read_env_dump(dump) if capture_env else {}
+    end_env.pop("RUNLOG_ENV_DUMP", None)
+    return code, end_env, start_env
+
+
+def _read_env_dump(path: Path) -> dict[str, str]:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.partition(b"=")
+        if sep:
+            env[name.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return env
+
+
+def exec_step(
+    run_id: str,
+    step: str,
+    command: list[str],
+    tag: str = "",
+    store: str | os.PathLike = DEFAULT_STORE,
+    layout: Layout = "file-system",
+) -> int:
+    """Run ``command`` as step ``step`` of run ``run_id`` (created when missing).
+
+    ``step`` may be an internal name (``par.left.train``): the composite step and the
+    branch are created when missing, so several processes can each record one branch.
+    The run's status becomes FAIL when the step fails, and SUCCESS otherwise unless an
+    earlier step failed. Returns the command's exit code."""
+    from .run import BranchRecorder, Run
+
+    validate_name(run_id)
+    parts = step.split(".")
+    for part in parts:
+        validate_name(part, "step name")
+    if len(parts) % 2 == 0:
+        raise RunlogError(f"--step {step!r}: use NAME or COMPOSITE.BRANCH.NAME (an odd number of dot-separated parts)")
+    shell_text(command)
+    run = Run.attach(run_id, store=RunLogStore(store, layout), create=True, tag=tag)
+    scope = run
+    with run.store.locked(run_id):  # several processes may create the same composite
+        current = run.store.get_run(run_id)
+        for depth in range(0, len(parts) - 1, 2):
+            composite = ".".join(parts[: depth + 1])
+            branch = f"{composite}.{parts[depth + 1]}"
+            if current.find_step(composite) is None:
+                run.store.put_step(run_id, StepLog(name=parts[depth], internal_name=composite,
+                                                   status="PROCESSING", step_type="parallel",
+                                                   code_identities=run.code_identities()), _locked=True)
+                current = run.store.get_run(run_id)
+            if branch not in current.find_step(composite).branches:
+                run.store.put_branch(run_id, BranchLog(internal_name=branch, status="PROCESSING"), _locked=True)
+                current = run.store.get_run(run_id)
+            scope = BranchRecorder(run, branch)
+    with scope.step(parts[-1]) as recorder:
+        code = recorder.run_command(command)
+    with run.store.locked(run_id):
+        current = run.store.get_run(run_id)
+        _roll_up(run, current, parts, failed=code != 0)
+        failed = code != 0 or current.status == "FAIL"
+        run.store.update_run(run_id, status="FAIL" if failed else "SUCCESS", _locked=True)
+    return code
+
+
+def _roll_up(run, current: RunLog, parts: list[str], failed: bool) -> None:
+    """After a step inside branches: set its branches' status (FAIL sticks) and each
+    composite's (FAIL if any branch failed, SUCCESS when all succeeded)."""
+    for depth in range(len(parts) - 3, -1, -2):
+        composite = ".".join(parts[: depth + 1])
+        branch = f"{composite}.{parts[depth + 1]}"
+        owner = current.find_step(composite)
+        old = owner.branches[branch]
+        status = "FAIL" if failed or old.status == "FAIL" else "SUCCESS"
+        run.store.put_branch(run.run_id, BranchLog(internal_name=branch, status=status), _locked=True)
+        owner.branches[branch] = old.model_copy(update={"status": status})
+        statuses = {b.status for b in owner.branches.values()}
+        rolled = "FAIL" if "FAIL" in statuses else "SUCCESS" if statuses == {"SUCCESS"} else "PROCESSING"
+        run.store.put_step(run.run_id, owner.model_copy(update={"status": rolled, "branches": {}}), _locked=True)
+        failed = rolled == "FAIL"

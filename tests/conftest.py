@@ -1,0 +1,59 @@
+"""Shared test fixtures. Topic-specific fixtures live in their own test modules."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures" / "runnable"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true", help="run the long crash/fuzz variants")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="long soak variant: run with --soak (make soak)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The real run logs of runnable/magnus in ../shared/fixtures/runnable."""
+    if not FIXTURES.is_dir():
+        pytest.fail(f"fixtures not found at {FIXTURES}: the repo must sit next to shared/")
+    return FIXTURES
+
+
+def fixture_sources() -> list[Path]:
+    """Every run (a .json file or a chunked run folder) among the fixtures."""
+    found = []
+    for layout_dir in sorted(FIXTURES.iterdir()):
+        for entry in sorted(layout_dir.iterdir()):
+            if entry.suffix == ".json" or (entry / "RunLog.json").is_file():
+                found.append(entry)
+    return found
+
+
+@pytest.fixture
+def fixture_store(tmp_path, fixtures_dir) -> Path:
+    """A store folder holding a copy of every fixture run (both layouts)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    for source in fixture_sources():
+        if source.is_dir():
+            shutil.copytree(source, store / source.name)
+        else:
+            shutil.copy2(source, store / source.name)
+    return store

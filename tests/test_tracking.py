@@ -1,0 +1,120 @@
+"""track_this and RUNNABLE_TRACK_* variables: the seed's semantics, case by case."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from pydantic import BaseModel, Field
+
+from runlog import Run, RunLogStore, get_experiment_tracker_context, track_this
+from runlog.errors import RunlogError
+from runlog.tracking import env_metrics, parse_env_value
+
+
+class Eggs(BaseModel):
+    ham: str = Field(alias="Ham")
+
+
+def recorded(tmp_path, body, env=None):
+    """Run ``body`` inside one step and return that step's user_defined_metrics."""
+    store = tmp_path / "store"
+    try:
+        with Run.start(run_id="r", store=store) as run:
+            with run.step("s"):
+                for name, value in (env or {}).items():
+                    os.environ[name] = value
+                body()
+    finally:
+        for name in env or {}:
+            os.environ.pop(name, None)
+    return RunLogStore(store).get_run("r").steps["s"].user_defined_metrics
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (lambda: track_this(answer=42.0), {"answer": 42.0}),
+        (lambda: track_this(spam="hello", is_it_true=False), {"spam": "hello", "is_it_true": False}),
+        (lambda: [track_this(step=0, spam="hello"), track_this(step=1, spam="hey")], {"spam": {"0": "hello", "1": "hey"}}),
+        (lambda: track_this(step=3, late=1), {"late": {"3": 1}}),
+        (lambda: [track_this(step=0, x=1), track_this(step=2, x=3)], {"x": {"0": 1, "2": 3}}),
+        (lambda: [track_this(step=1, x=1), track_this(step=0, x=0)], {"x": {"0": 0, "1": 1}}),
+        (lambda: [track_this(x=1), track_this(x=2)], {"x": 2}),
+        (lambda: track_this(eggs=Eggs(Ham="world")), {"eggs": {"Ham": "world"}}),
+        (lambda: track_this(step=1, eggs=Eggs(Ham="universe")), {"eggs": {"1": {"Ham": "universe"}}}),
+        (lambda: track_this(curve=[0.9, 0.5]), {"curve": [0.9, 0.5]}),
+    ],
+    ids=["bare", "string-bool", "series", "only-step-3", "sparse", "out-of-order", "overwrite", "pydantic-alias",
+         "pydantic-step", "list"],
+)
+def test_track_this_shapes(tmp_path, body, expected):
+    assert recorded(tmp_path, body) == expected
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"RUNNABLE_TRACK_answer": "42.0"}, {"answer": 42.0}),
+        ({"runnable_TRACK_count": "12"}, {"count": 12}),
+        ({"Runnable_Track_Mixed": "1"}, {"mixed": 1}),
+        ({"MAGNUS_TRACK_old": "0.5"}, {"old": 0.5}),
+        ({"RUNNABLE_TRACK_eggs": '{"ham": "world"}'}, {"eggs": {"ham": "world"}}),
+        ({"RUNNABLE_TRACK_layers": "[64, 32]"}, {"layers": [64, 32]}),
+        ({"RUNNABLE_TRACK_flag": "true"}, {"flag": "true"}),
+        ({"RUNNABLE_TRACK_word": "hello"}, {"word": "hello"}),
+        ({"RUNNABLE_TRACK_broken": "{not json"}, {"broken": "{not json"}),
+        ({"RUNNABLE_TRACK_neg": "-1e-3"}, {"neg": -0.001}),
+        ({"RUNNABLE_TRACK_loss_STEP_1": "0.5", "RUNNABLE_TRACK_loss": "0.9"}, {"loss": {"0": 0.9, "1": 0.5}}),
+        ({"RUNNABLE_TRACK_loss_STEP_2": "0.3"}, {"loss": {"2": 0.3}}),
+        ({"RUNNABLE_TRACK_": "x", "NOT_RUNNABLE_TRACK_x": "1"}, {}),
+    ],
+    ids=lambda v: next(iter(v)) if isinstance(v, dict) and v else "",
+)
+def test_environment_variables(tmp_path, env, expected):
+    assert recorded(tmp_path, lambda: None, env=env) == expected
+
+
+def test_variables_already_set_before_the_step_do_not_count(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNNABLE_TRACK_stale", "1")
+    assert recorded(tmp_path, lambda: None, env={"RUNNABLE_TRACK_fresh": "2"}) == {"fresh": 2}
+
+
+@pytest.mark.parametrize("text, value", [("1", 1), ("1.5", 1.5), (".5", 0.5), ("1e3", 1000.0), (" 7 ", 7), ("0x10", "0x10"), ("nan", "nan")])
+def test_parse_env_value(text, value):
+    assert parse_env_value(text) == value
+
+
+def test_env_metrics_ignores_unchanged():
+    before = {"RUNNABLE_TRACK_a": "1"}
+    assert env_metrics({"RUNNABLE_TRACK_a": "1", "RUNNABLE_TRACK_b": "2"}, before) == [("b", 0, 2)]
+    assert env_metrics({"RUNNABLE_TRACK_a": "3"}, before) == [("a", 0, 3)]
+
+
+def test_track_this_outside_a_step_warns_and_records_nothing(monkeypatch):
+    monkeypatch.delenv("RUNLOG_TRACK_FILE", raising=False)
+    with pytest.warns(UserWarning, match="outside a runlog step"):
+        track_this(x=1)
+
+
+@pytest.mark.parametrize("step", [-1, 1.5, True, "1"])
+def test_bad_step_is_refused(step):
+    with pytest.raises(RunlogError, match="step must be a non-negative int"):
+        track_this(step=step, x=1)
+
+
+def test_default_tracker_context_is_a_null_context(monkeypatch):
+    monkeypatch.delenv("RUNLOG_EXPERIMENT_TRACKER", raising=False)
+    import runlog.tracking as tracking
+
+    tracking.select_tracker()
+    with get_experiment_tracker_context() as client:
+        assert client is None
+
+
+def test_unknown_tracker_is_a_clear_error(monkeypatch):
+    import runlog.tracking as tracking
+
+    with pytest.raises(RunlogError, match="unknown experiment tracker 'wandb'"):
+        tracking.select_tracker("wandb")
+    tracking.select_tracker("do-nothing")
