@@ -7,6 +7,7 @@ set -euo pipefail
 STORE=${1:-.run_log_store}
 RUN_ID=${2:-env-example-$(date +%H%M%S)}
 RUNLOG=${RUNLOG:-runlog}
+PYTHON=${PYTHON:-python3}
 
 $RUNLOG exec --store "$STORE" --run-id "$RUN_ID" --tag env-example --step shell -- '
 export runnable_TRACK_spam="hello"
@@ -19,5 +20,5 @@ echo "shell step done"
 '
 # A Python child of `runlog exec` that calls track_this records into the same run.
 $RUNLOG exec --store "$STORE" --run-id "$RUN_ID" --step evaluate -- \
-  python -c 'from runlog import track_this; track_this(f1=0.81); print("evaluated")'
+  "$PYTHON" -c 'from runlog import track_this; track_this(f1=0.81); print("evaluated")'
 echo "recorded run $RUN_ID"

@@ -210,7 +210,7 @@ def test_examples_run(tmp_path, monkeypatch):
     run_id = done.stdout.split("recorded run ")[1].strip()
     run = RunLogStore(tmp_path / "s").get_run(run_id)
     assert run.status == "SUCCESS" and len(run.steps["search"].branches) == 3
-    env = dict(os.environ, RUNLOG=RUNLOG)
+    env = dict(os.environ, RUNLOG=RUNLOG, PYTHON=sys.executable)
     done = subprocess.run(["bash", str(EXAMPLES / "experiment_tracking_env.sh"), str(tmp_path / "s"), "env-1"],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
