@@ -28,13 +28,11 @@ import markupsafe
 from datasette import hookimpl
 from datasette.utils.asgi import NotFound, Response, asgi_static
 
-from .queries import NAMED_QUERIES
-from .serve import table_metadata
+from .serve import INDEX_TABLES, table_metadata
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
-RUNLOG_TABLES = {"runs", "steps", "metrics"}
 PALETTE_SIZE = 8  # series colours rl-s0..rl-s7 in runlog.css
 
 # Datasette instance -> names of its databases that are runlog indexes, in order.
@@ -48,7 +46,7 @@ _indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 async def startup(datasette):
     found = []
     for name, db in datasette.databases.items():
-        if name != "_internal" and RUNLOG_TABLES <= set(await db.table_names()):
+        if name != "_internal" and INDEX_TABLES <= set(await db.table_names()):
             found.append(name)
     _indexes[datasette] = found
 
@@ -62,11 +60,33 @@ def prepare_jinja2_environment(env, datasette):
     env.loader = ChoiceLoader([env.loader, FileSystemLoader(str(TEMPLATES))])
 
 
+def _read_only(datasette, database: str) -> bool:
+    """Set by ``runlog serve`` (``databases.<name>.plugins.runlog.read_only``)."""
+    config = datasette.plugin_config("runlog", database=database, fallback=False) or {}
+    return bool(config.get("read_only"))
+
+
 @hookimpl
 def prepare_connection(conn, database, datasette):
-    config = datasette.plugin_config("runlog", database=database, fallback=False) or {}
-    if config.get("read_only"):
+    if _read_only(datasette, database):
         conn.execute("PRAGMA query_only = 1")
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    # A read-only server answers reads only: Datasette 0.65 has no write API, but
+    # a POST to a stored query fails with a 500 there instead of a clean refusal.
+    def wrap(app):
+        async def refuse_writes(scope, receive, send):
+            if (scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+                    and any(_read_only(datasette, name) for name in datasette.databases)):
+                await Response.text("runlog serve is read-only", status=405).asgi_send(send)
+                return
+            await app(scope, receive, send)
+
+        return refuse_writes
+
+    return wrap
 
 
 @hookimpl
@@ -79,6 +99,8 @@ def get_metadata(datasette, key, database, table):
 def canned_queries(datasette, database):
     if database not in (_indexes.get(datasette) or []):
         return None
+    from .queries import NAMED_QUERIES
+
     return {
         name: {"sql": q.sql, "title": q.title, "description": q.description, "params": list(q.params)}
         for name, q in NAMED_QUERIES.items()
@@ -87,6 +109,8 @@ def canned_queries(datasette, database):
 
 @hookimpl
 def render_cell(value, column, table, database, datasette):
+    if isinstance(value, dict):  # a foreign key Datasette expanded to {"value", "label"}
+        value = value.get("value")
     if column not in ("run_id", "original_run_id") or not value or not isinstance(value, str):
         return None
     if database not in (_indexes.get(datasette) or []):
@@ -191,6 +215,7 @@ async def run_page(datasette, request):
             charts.append(chart)
         for row in rows:  # ordered by step, so the last one per step_name is the latest
             latest[(key, row["step_name"])] = row
+    charts.sort(key=lambda c: c["count"] < 2)  # curves first, single values after
     attempt_counts = defaultdict(int)
     for attempt in attempts:
         attempt_counts[attempt["step_name"]] += 1
@@ -204,6 +229,7 @@ async def run_page(datasette, request):
         "latest": list(latest.values()),
         "css_url": static_url(datasette, "runlog.css"),
         "table_url": datasette.urls.table(name, "runs"),
+        "original_url": runs[0]["original_run_id"] and run_url(datasette, name, runs[0]["original_run_id"]),
     }
     return Response.html(await datasette.render_template("runlog_run.html", context, request=request))
 
@@ -215,6 +241,8 @@ async def compare_page(datasette, request):
         db, "select distinct key from metrics where kind = 'numeric' order by key")]
     key = request.args.get("key") or (keys[0] if keys else "")
     direction = "asc" if request.args.get("direction") == "asc" else "desc"
+    from .queries import NAMED_QUERIES
+
     leaderboard = NAMED_QUERIES["leaderboard"]
     board = await _rows(db, leaderboard.sql, {"key": key, "direction": direction})
     chosen = request.args.getlist("run") or [r["run_id"] for r in board][:PALETTE_SIZE]
@@ -300,7 +328,7 @@ def _orphan_holder(root: list[dict]) -> list[dict]:
 
 
 def svg_chart(key: str, series: list[tuple[str, list[tuple[int, float | None]]]],
-              width: int = 640, height: int = 260) -> dict:
+              width: int = 560, height: int = 240) -> dict:
     """Screen geometry for a line chart of value against step; the template draws it.
 
     Points that are NaN or infinite are counted in ``skipped`` and not drawn.
@@ -310,6 +338,7 @@ def svg_chart(key: str, series: list[tuple[str, list[tuple[int, float | None]]]]
     ([(0, 1.0), (1, 0.5)], 1)
     """
     left, right, top, bottom = 64, 16, 16, 36
+    inset = 10  # keeps the first and last marks off the axes
     finite = [(label, [(s, v) for s, v in pts if v is not None and math.isfinite(v)]) for label, pts in series]
     skipped = sum(len(pts) for _, pts in series) - sum(len(pts) for _, pts in finite)
     xs = [s for _, pts in finite for s, _ in pts] or [0]
@@ -319,7 +348,7 @@ def svg_chart(key: str, series: list[tuple[str, list[tuple[int, float | None]]]]
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def sx(x):
-        return round(left + (x - x_lo) / (x_hi - x_lo) * plot_w, 2)
+        return round(left + inset + (x - x_lo) / (x_hi - x_lo) * (plot_w - 2 * inset), 2)
 
     def sy(y):
         return round(top + plot_h - (y - y_lo) / (y_hi - y_lo) * plot_h, 2)
@@ -350,8 +379,10 @@ def _ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> tuple
     """Round tick values covering lo..hi, and the axis range they span."""
     if not math.isfinite(hi - lo):
         return [lo, hi], (lo, hi)
+    if lo == hi and integer:
+        return [lo], (lo - 1, lo + 1)
     if lo == hi:
-        pad = 1.0 if integer or lo == 0 else abs(lo) * 0.1
+        pad = 1.0 if lo == 0 else abs(lo) * 0.1
         lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / count
     magnitude = 10 ** math.floor(math.log10(raw))

@@ -19,6 +19,7 @@ from typing import Any
 from .errors import MissingExtra, RunlogError
 
 PLUGIN = "runlog"
+INDEX_TABLES = {"runs", "steps", "metrics"}  # what marks an SQLite file as a runlog index
 
 # table -> (title, description, {column: description}, facets)
 TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
@@ -161,8 +162,7 @@ def build_metadata(database: str) -> dict[str, Any]:
     return {
         "title": "runlog",
         "description": "Runs, steps and metrics of your pipelines, read-only.",
-        "databases": {database: {"tables": table_metadata()}},
-        "plugins": {PLUGIN: {"read_only": True}},
+        "databases": {database: {"tables": table_metadata(), "plugins": {PLUGIN: {"read_only": True}}}},
     }
 
 
@@ -182,7 +182,7 @@ def make_datasette(db_path: str | Path):
         raise MissingExtra("datasette", "datasette") from None
     path = Path(db_path)
     check_index(path)
-    return Datasette(files=[str(path)], metadata=build_metadata(path.stem), settings={"max_returned_rows": 5000})
+    return Datasette(files=[str(path)], metadata=build_metadata(path.stem))
 
 
 def check_index(path: Path) -> None:
@@ -190,7 +190,7 @@ def check_index(path: Path) -> None:
     import sqlite3
 
     if not path.is_file():
-        raise RunlogError(f"{path}: no such index: build it with `runlog ingest --db {path} STORE`")
+        raise RunlogError(f"{path}: no such index: build it with `runlog ingest STORE --db {path}`")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -199,8 +199,8 @@ def check_index(path: Path) -> None:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise RunlogError(f"{path}: not an SQLite database ({exc})") from None
-    if "runs" not in names or "metrics" not in names:
-        raise RunlogError(f"{path}: not a runlog index (no runs/metrics tables): build it with `runlog ingest`")
+    if not INDEX_TABLES <= names:
+        raise RunlogError(f"{path}: not a runlog index (no runs/steps/metrics tables): build it with `runlog ingest`")
 
 
 def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, open_browser: bool = False,
@@ -217,7 +217,7 @@ def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, open_b
     except ImportError:
         raise MissingExtra("datasette", "uvicorn") from None
     _check_port(host, port)
-    url = f"http://{host}:{port}/"
+    url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
     if on_ready:
         on_ready(url)
     if open_browser:
@@ -227,6 +227,7 @@ def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, open_b
 
 def _check_port(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         try:
             probe.bind((host, port))
         except OSError as exc:
