@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
@@ -31,7 +31,8 @@ PARAMETER_KINDS = ("json", "metric", "object")
 class _Model(BaseModel):
     """Base: unknown keys kept; generation-specific fields written only when set."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # NaN and infinities are written as JSON's usual NaN/Infinity literals, as runnable did.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="constants")
 
     # Fields written back only when present in what was read (or set by code).
     optional_fields: ClassVar[frozenset[str]] = frozenset()
@@ -250,9 +251,12 @@ def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except (TypeError, ValueError):
         return None
+    if moment.tzinfo is not None:  # compare with the naive times of other steps as UTC
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
 
 
 def format_time(moment: datetime) -> str:

@@ -172,37 +172,55 @@ def read_run_folder(folder: Path) -> RunLog:
     head = folder / "RunLog.json"
     if not head.is_file():
         raise BadRunLog(folder, "has no RunLog.json: not a chunked run folder")
+    for attempt in range(5):
+        try:
+            return _read_chunks(folder, head)
+        except FileNotFoundError:
+            # A writer replaced a chunk between our listing and our read: list again.
+            time.sleep(0.01 * (attempt + 1))
+    return _read_chunks(folder, head)
+
+
+def _read_chunks(folder: Path, head: Path) -> RunLog:
     run = read_run_file(head)
-    steps: dict[str, tuple[int, StepLog]] = {}
-    branches: dict[str, tuple[int, BranchLog]] = {}
     try:
         names = sorted(os.listdir(folder))
     except OSError as exc:
         raise BadRunLog(folder, f"cannot be listed ({exc.strerror or exc})") from None
+    newest: dict[tuple[str, str], tuple[int, str]] = {}
+    g3_branches: dict[str, str] = {}
     for name in names:
         if name.startswith("."):
             continue
-        path = folder / name
         if match := _VERSIONED.match(name):
-            kind, internal, version = match.group(1), match.group(2), int(match.group(3))
-            target, model = (steps, StepLog) if kind == "StepLog" else (branches, BranchLog)
-            if internal in target and target[internal][0] >= version:
-                continue  # an older version of a chunk we already hold
-            data = read_json(path)
-            if not isinstance(data, dict):
-                raise BadRunLog(path, "is not a JSON object")
-            target[internal] = (version, parse_model(model, data, path))
+            key, version = (match.group(1), match.group(2)), int(match.group(3))
+            if key not in newest or newest[key][0] < version:
+                newest[key] = (version, name)
         elif match := _G3_BRANCH.match(name):
-            internal = match.group(1)
-            data = read_json(path)
-            if not isinstance(data, dict):
-                raise BadRunLog(path, "is not a JSON object")
-            if internal not in branches:
-                branches[internal] = (0, parse_model(BranchLog, data, path))
+            g3_branches[match.group(1)] = name
         elif match := _PARAMETER.match(name):
-            run.parameters.setdefault(match.group(1), read_json(path))
+            run.parameters.setdefault(match.group(1), read_json(folder / name))
+    steps: dict[str, tuple[int, StepLog]] = {}
+    branches: dict[str, tuple[int, BranchLog]] = {}
+    for (kind, internal), (version, name) in newest.items():
+        target, model = (steps, StepLog) if kind == "StepLog" else (branches, BranchLog)
+        target[internal] = (version, _read_chunk(folder / name, model))
+    for internal, name in g3_branches.items():
+        branches.setdefault(internal, (0, _read_chunk(folder / name, BranchLog)))
     _attach(run, steps, branches)
     return run
+
+
+def _read_chunk(path: Path, model):
+    try:
+        data = read_json(path)
+    except BadRunLog:
+        if not path.exists():  # replaced by a newer version since we listed the folder
+            raise FileNotFoundError(path) from None
+        raise
+    if not isinstance(data, dict):
+        raise BadRunLog(path, "is not a JSON object")
+    return parse_model(model, data, path)
 
 
 def _attach(run: RunLog, steps: dict[str, tuple[int, StepLog]], branches: dict[str, tuple[int, BranchLog]]) -> None:

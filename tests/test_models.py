@@ -110,3 +110,18 @@ def test_parse_duration(text, seconds):
 def test_published_json_schema_is_current():
     published = (REPO / "schema" / "runlog.schema.json").read_text()
     assert published == run_log_json_schema_text(), "schema/runlog.schema.json is stale: run `make schema`"
+
+
+def test_mixed_naive_and_aware_times_compare_as_utc():
+    run = RunLog.model_validate({"run_id": "r", "steps": {"s": {"name": "s", "internal_name": "s", "attempts": [
+        {"start_time": "2026-01-01 10:00:00.000000", "end_time": "2026-01-01T10:00:05+00:00"},
+        {"start_time": "2026-01-01T11:00:00+01:00", "end_time": "2026-01-01 10:00:09.500000"},
+    ]}}})
+    start, end = run.times()
+    assert (start.isoformat(), end.isoformat()) == ("2026-01-01T10:00:00", "2026-01-01T10:00:09.500000")
+    assert run.steps["s"].attempts[0].duration_seconds() == 5.0
+
+
+def test_non_finite_values_are_written_as_json_literals():
+    run = RunLog.model_validate({"run_id": "r", "parameters": {"x": float("nan"), "y": float("-inf")}})
+    assert '"x": NaN' in run.to_json() and '"y": -Infinity' in run.to_json()

@@ -1,0 +1,116 @@
+-- runlog index schema, version 1 (PRAGMA user_version = 1)
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    tag TEXT,
+    status TEXT,
+    dag_hash TEXT,
+    use_cached INTEGER,
+    original_run_id TEXT,
+    start_time TEXT,
+    end_time TEXT,
+    duration_s REAL,
+    format TEXT,
+    layout TEXT,
+    source_path TEXT,
+    ingested_at TEXT,
+    parameters TEXT,
+    run_config TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_name TEXT NOT NULL,
+    name TEXT,
+    branch TEXT,
+    step_type TEXT,
+    status TEXT,
+    message TEXT,
+    mock INTEGER,
+    position INTEGER,
+    PRIMARY KEY (run_id, step_name)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_name TEXT NOT NULL,
+    attempt_number INTEGER NOT NULL,
+    status TEXT,
+    start_time TEXT,
+    end_time TEXT,
+    duration_s REAL,
+    message TEXT,
+    retry_indicator TEXT,
+    PRIMARY KEY (run_id, step_name, attempt_number)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    value_text TEXT,
+    kind TEXT NOT NULL,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (run_id, step_name, key, step)
+);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_name TEXT NOT NULL,
+    attempt_number INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT,
+    value REAL,
+    value_text TEXT,
+    PRIMARY KEY (run_id, step_name, attempt_number, direction, key)
+);
+CREATE TABLE IF NOT EXISTS catalog (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_name TEXT NOT NULL,
+    name TEXT,
+    data_hash TEXT,
+    catalog_relative_path TEXT,
+    catalog_handler_location TEXT,
+    stage TEXT
+);
+CREATE TABLE IF NOT EXISTS code_identities (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_name TEXT NOT NULL,
+    attempt_number INTEGER NOT NULL,
+    code_identifier TEXT,
+    code_identifier_type TEXT,
+    code_identifier_dependable INTEGER,
+    code_identifier_url TEXT,
+    code_identifier_message TEXT
+);
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,
+    run_id TEXT,
+    size INTEGER,
+    mtime_ns INTEGER,
+    hash TEXT,
+    ingested_at TEXT
+);
+CREATE TABLE IF NOT EXISTS ingest_errors (
+    path TEXT PRIMARY KEY,
+    error TEXT,
+    seen_at TEXT
+);
+CREATE INDEX IF NOT EXISTS metrics_run_key_step ON metrics (run_id, key, step);
+CREATE INDEX IF NOT EXISTS metrics_key_run_step ON metrics (key, run_id, step);
+CREATE INDEX IF NOT EXISTS runs_tag ON runs (tag);
+CREATE INDEX IF NOT EXISTS runs_start_time ON runs (start_time);
+CREATE INDEX IF NOT EXISTS catalog_run ON catalog (run_id, step_name);
+CREATE INDEX IF NOT EXISTS code_identities_run ON code_identities (run_id, step_name);
+CREATE INDEX IF NOT EXISTS sources_run ON sources (run_id);
+-- The row at the highest step of every (run, step, key).
+CREATE VIEW IF NOT EXISTS latest_metrics AS
+SELECT m.run_id, m.step_name, m.key, m.step, m.value, m.value_text, m.kind
+FROM metrics m
+WHERE m.step = (
+    SELECT max(x.step) FROM metrics x
+    WHERE x.run_id = m.run_id AND x.step_name = m.step_name AND x.key = m.key
+);
+CREATE VIEW IF NOT EXISTS run_summary AS
+SELECT r.run_id, r.tag, r.status, r.start_time, r.duration_s,
+    (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps,
+    (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id AND s.status = 'FAIL') AS failed_steps
+FROM runs r;
