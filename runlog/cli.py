@@ -120,6 +120,323 @@ def exec_command(run_id, step_name, tag, store, layout, command):
     sys.exit(code)
 
 
+@cli.command(name="serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback unless told otherwise).")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--open", "open_browser", is_flag=True, help="Open a web browser on the index.")
+@friendly_errors
+def serve_command(db_path, host, port, open_browser):
+    """Browse the index in Datasette, read-only: run pages, metric charts, stored queries.
+
+    \b
+    Example:
+        runlog serve --db runlog.db --port 8001 --open
+    """
+    from .serve import serve
+
+    def ready(url):
+        click.echo(f"Serving {db_path} read-only at {url} (Ctrl-C to stop)", err=True)
+
+    serve(db_path, host=host, port=port, open_browser=open_browser, on_ready=ready)
+
+
+@cli.group(name="export")
+def export_group():
+    """Export runs of the index to other tools.
+
+    \b
+    Example:
+        runlog export mlflow --all --tracking-uri http://127.0.0.1:5000
+    """
+
+
+@export_group.command(name="mlflow")
+@click.argument("run_ids", nargs=-1)
+@click.option("--tag", help="Only runs with this tag.")
+@click.option("--status", help="Only runs with this status (SUCCESS, FAIL, PROCESSING).")
+@click.option("--all", "all_runs", is_flag=True, help="Every run in the index (with --tag/--status: every matching run).")
+@click.option(
+    "--tracking-uri",
+    default=lambda: os.environ.get("MLFLOW_TRACKING_URI"),
+    show_default="$MLFLOW_TRACKING_URI",
+    help="MLflow tracking server (http(s)://...), or a sqlite:/file URI with full mlflow installed.",
+)
+@click.option("--experiment", help="Put every run in this experiment (default: the run's tag, or Default).")
+@click.option("--dry-run", is_flag=True, help="Show what each run becomes; MLflow is not contacted.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Runs exported at once.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@format_option
+@db_option
+@friendly_errors
+def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experiment, dry_run, workers, quiet, fmt, db_path):
+    """Export runs to MLflow: one MLflow run per runlog run, numbers as metrics,
+    other values as params. Runs already exported are skipped; an interrupted
+    export is completed by the next one. Exit code 1 if any run failed.
+
+    \b
+    Example:
+        runlog export mlflow --all --tracking-uri http://127.0.0.1:5000
+        runlog export mlflow blazing-colden-0544 --dry-run
+    """
+    from .mlflow_export import export_runs
+
+    if not (run_ids or tag is not None or status or all_runs):
+        raise click.UsageError("name the runs to export, or select them with --tag, --status or --all")
+    if not dry_run and not tracking_uri:
+        raise click.UsageError("--tracking-uri is required (or set $MLFLOW_TRACKING_URI)")
+    show = not quiet and sys.stderr.isatty()
+    bar = None
+
+    def progress(done, total, outcome):
+        nonlocal bar
+        if show and bar is None:
+            bar = click.progressbar(length=total, label="exporting", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+        if outcome.outcome == "failed":
+            click.echo(("\n" if bar is not None else "") + f"error: {outcome.error}", err=True)
+
+    try:
+        report = export_runs(
+            db_path, run_ids, tracking_uri=tracking_uri, tag=tag, status=status, experiment=experiment,
+            workers=workers, dry_run=dry_run, progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    if dry_run:
+        for run_id, error in report.errors:
+            click.echo(f"error: {error}", err=True)
+        echo_rows([plan.summary() for plan in report.plans], fmt)
+        click.echo(f"dry run: {len(report.plans)} run(s) would be exported; MLflow was not contacted", err=True)
+    else:
+        click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)
+
+
+# -- the index: ingest and queries (runlog/index.py, runlog/queries.py) ------------
+
+
+@cli.command(name="ingest")
+@click.argument("paths", nargs=-1, type=click.Path())
+@db_option
+@click.option("--prune", is_flag=True, help="Remove runs whose source file or folder is gone.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad file instead of skipping it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@friendly_errors
+def ingest_command(paths, db_path, prune, strict, quiet):
+    """Index run logs into the SQLite index (incremental: unchanged files are skipped).
+
+    PATH is a store folder, one run-log file or a chunked run folder (default
+    .run_log_store). Every generation of runnable/magnus and both layouts are read.
+    A bad file is reported on stderr and in the ingest_errors table while the
+    others are indexed; the exit code is then 1.
+
+    \b
+    Example:
+        runlog ingest .run_log_store --db runlog.db --prune
+    """
+    from .index import ingest
+
+    show = not quiet and sys.stderr.isatty()
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        if show and bar is None:
+            bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict, progress=progress)
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    for path, message in report.errors:
+        click.echo(f"error: {path}: {message}", err=True)
+    click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)
+
+
+def _params_option(func):
+    return click.option(
+        "-p", "--param", "params", type=(str, str), multiple=True, metavar="NAME VALUE",
+        help="Bind :NAME to VALUE (repeatable).",
+    )(func)
+
+
+@cli.command(name="query")
+@click.argument("sql", required=False)
+@click.option("--named", help="Run a named query instead of SQL (see --list).")
+@click.option("--list", "list_named", is_flag=True, help="List the named queries and their parameters.")
+@_params_option
+@format_option
+@db_option
+@friendly_errors
+def query_command(sql, named, list_named, params, fmt, db_path):
+    """Run read-only SQL (or a named query) against the index.
+
+    Parameters are bound, never spliced into the SQL. Statements that would
+    write (INSERT, DELETE, ATTACH, VACUUM INTO, PRAGMA writable_schema...) are refused.
+
+    \b
+    Example:
+        runlog query "select run_id, status from runs where tag = :tag" -p tag exp-a
+        runlog query --named leaderboard -p key accuracy
+    """
+    from .index import open_db
+    from .queries import NAMED_QUERIES, run_named, run_sql
+
+    if list_named:
+        echo_rows([{"name": n, "params": " ".join(q.params), "title": q.title, "description": q.description}
+                   for n, q in NAMED_QUERIES.items()], fmt)
+        return
+    if bool(sql) == bool(named):
+        raise click.UsageError("give either SQL or --named NAME")
+    db = open_db(db_path, readonly=True)
+    try:
+        columns, rows = run_named(db, named, dict(params)) if named else run_sql(db, sql, dict(params))
+    finally:
+        db.close()
+    echo_rows(rows, fmt, columns)
+
+
+@cli.command(name="runs")
+@click.option("--tag", help="Only runs with this tag.")
+@click.option("--status", help="Only runs with this status (SUCCESS, FAIL, PROCESSING, CREATED).")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY", help="Add a column with the latest value of KEY (repeatable).")
+@format_option
+@db_option
+@friendly_errors
+def runs_command(tag, status, metrics, fmt, db_path):
+    """List runs: id, tag, status, start, duration, steps, and chosen metrics.
+
+    \b
+    Example:
+        runlog runs --tag exp-a --metric accuracy --metric loss
+    """
+    from .index import open_db
+    from .queries import list_runs
+
+    db = open_db(db_path, readonly=True)
+    try:
+        columns, rows = list_runs(db, tag=tag, status=status, metrics=metrics)
+    finally:
+        db.close()
+    echo_rows(rows, fmt, columns)
+
+
+@cli.command(name="show")
+@click.argument("run_id")
+@format_option
+@db_option
+@friendly_errors
+def show_command(run_id, fmt, db_path):
+    """Show one run: the step tree with branches, attempts, params and a metrics summary.
+
+    --format json prints the whole document; csv and nl print the steps.
+
+    \b
+    Example:
+        runlog show case4-branches-chunked
+    """
+    from .index import open_db
+    from .output import json_safe
+    from .queries import render_run, show_run
+
+    db = open_db(db_path, readonly=True)
+    try:
+        detail = show_run(db, run_id)
+    finally:
+        db.close()
+    if fmt == "table":
+        click.echo(render_run(detail))
+    elif fmt == "json":
+        import json
+
+        click.echo(json.dumps(json_safe(detail), indent=2, allow_nan=False))
+    else:
+        columns = ["run_id", "step_name", "name", "branch", "step_type", "status", "message", "mock", "position"]
+        echo_rows([{c: s[c] for c in columns} for s in detail["steps"]], fmt, columns)
+
+
+@cli.command(name="metrics")
+@click.argument("run_id")
+@click.option("--key", help="Only this metric.")
+@click.option("--step-name", help="Only metrics of this step (internal name, e.g. par.branch1.train).")
+@format_option
+@db_option
+@friendly_errors
+def metrics_command(run_id, key, step_name, fmt, db_path):
+    """Metric history of a run: every point, by step.
+
+    \b
+    Example:
+        runlog metrics legacy-track-this --key loss
+    """
+    from .index import open_db
+    from .queries import metric_history
+
+    db = open_db(db_path, readonly=True)
+    try:
+        columns, rows = metric_history(db, run_id, key=key, step_name=step_name)
+    finally:
+        db.close()
+    echo_rows(rows, fmt, columns)
+
+
+@cli.command(name="compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@format_option
+@db_option
+@friendly_errors
+def compare_command(run_ids, fmt, db_path):
+    """Params and latest metrics of runs side by side; differing rows are marked *.
+
+    \b
+    Example:
+        runlog compare magnus-env-metrics magnus-env-metrics-chunked
+    """
+    from .index import open_db
+    from .queries import compare_runs
+
+    if len(run_ids) < 2:
+        raise click.UsageError("compare needs at least two run ids")
+    db = open_db(db_path, readonly=True)
+    try:
+        columns, rows = compare_runs(db, list(run_ids))
+    finally:
+        db.close()
+    echo_rows(rows, fmt, columns)
+
+
+@cli.command(name="schema")
+@click.option("--sql", "as_sql", is_flag=True, help="The SQLite DDL of the index (the default).")
+@click.option("--json", "as_json", is_flag=True, help="The JSON Schema of a run log.")
+def schema_command(as_sql, as_json):
+    """Print the index's SQLite DDL, or the run-log JSON Schema.
+
+    \b
+    Example:
+        runlog schema --sql > schema/index.sql
+        runlog schema --json > schema/runlog.schema.json
+    """
+    if as_sql and as_json:
+        raise click.UsageError("choose one of --sql and --json")
+    if as_json:
+        from .models import run_log_json_schema_text
+
+        click.echo(run_log_json_schema_text(), nl=False)
+    else:
+        from .index import schema_sql
+
+        click.echo(schema_sql(), nl=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     cli(prog_name="runlog")
 

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -191,12 +192,69 @@ def param_rows(run: RunLog) -> Iterator[tuple]:
 
 
 def metric_rows(run: RunLog) -> Iterator[tuple]:
-    """Metric rows of every step: the step-level (G1/G2) and latest-attempt (G3) metrics."""
+    """Metric rows of every step: the step-level (G1/G2) and latest-attempt (G3) metrics.
+
+    The rows are those of :func:`step_metric_points`; series of plain floats (the bulk
+    of any real log) take a fast path that builds the rows directly.
+    """
+    run_id = run.run_id
     for step in run.iter_steps():
         latest = step.latest_attempt()
         stamp = timestamp_ms(latest.end_time) if latest else None
-        for key, step_no, value, text, kind in step_metric_points(step, latest):
-            yield (run.run_id, step.internal_name, key, step_no, value, text, kind, stamp)
+        yield from _fast_metric_rows(run_id, step, latest, stamp)
+
+
+def _fast_metric_rows(run_id: str, step: StepLog, latest: StepAttempt | None, stamp: int | None) -> list[tuple]:
+    """The rows of ``step_metric_points(step, latest)``, built without a generator per value."""
+    name = step.internal_name
+    rows: list[tuple] = []
+    add = rows.append
+
+    def general(points: Iterator[tuple]) -> None:
+        for key, step_no, value, text, kind in points:
+            add((run_id, name, key, step_no, value, text, kind, stamp))
+
+    for key, raw in step.user_defined_metrics.items():
+        if is_series(raw):
+            for step_key, value in raw.items():
+                if type(value) is float and value == value:
+                    add((run_id, name, key, int(step_key), value, None, "numeric", stamp))
+                else:
+                    general(value_points(key, int(step_key), value))
+        else:
+            general(value_points(key, 0, raw))
+    if latest is None:
+        return rows
+    tracked = latest.user_defined_metrics or {}
+    outputs = {
+        k: v for k, v in (latest.output_parameters or {}).items()
+        if k not in tracked and as_parameter(v).kind == "metric"
+    }
+    for metrics in (tracked, outputs):
+        for key, raw in metrics.items():
+            value = as_parameter(raw).value
+            curve = _number_list_rows(run_id, name, key, value, stamp) if type(value) is list else None
+            if curve is not None:
+                rows += curve
+            else:
+                general(g3_metric_points({key: raw}))
+    return rows
+
+
+def _number_list_rows(run_id: str, name: str, key: str, value: list, stamp: int | None) -> list[tuple] | None:
+    """The rows of a G3 curve (a non-empty list of numbers, steps 0..n-1); None if ``value`` is not one."""
+    rows: list[tuple] = []
+    add = rows.append
+    for step_no, number in enumerate(value):
+        kind = type(number)
+        if kind is float and number == number:
+            add((run_id, name, key, step_no, number, None, "numeric", stamp))
+        elif isinstance(number, (int, float)) and not isinstance(number, bool):
+            for point in value_points(key, step_no, number):
+                add((run_id, name, *point, stamp))
+        else:
+            return None
+    return rows or None
 
 
 def step_metric_points(step: StepLog, latest: StepAttempt | None) -> Iterator[tuple]:
@@ -278,7 +336,14 @@ def classify(value: Any) -> tuple[float | None, str | None, str]:
 
 def is_series(value: Any) -> bool:
     """A G1/G2 step series: a non-empty dict whose keys are all decimal strings."""
-    return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and _STEP_KEY.match(k) for k in value)
+    if not isinstance(value, dict) or not value:
+        return False
+    for k in value:
+        # ASCII digits (isdigit() alone also takes other scripts' digits); the regex decides the rest.
+        if not (type(k) is str and len(k) <= 18 and k.isdigit() and k.isascii()):
+            if not (isinstance(k, str) and _STEP_KEY.match(k)):
+                return False
+    return True
 
 
 def _is_number_list(value: Any) -> bool:
@@ -332,7 +397,6 @@ def _number(value: Any) -> float | None:
 
 def _unique(rows, key_len: int) -> list[tuple]:
     """Rows made unique on their primary key (the first ``key_len`` columns); the last one wins."""
-    found: dict[tuple, tuple] = {}
-    for row in rows:
-        found[row[:key_len]] = row
-    return list(found.values())
+    rows = list(rows)
+    found = dict(zip(map(itemgetter(slice(0, key_len)), rows), rows))
+    return rows if len(found) == len(rows) else list(found.values())

@@ -45,18 +45,23 @@ ORDER BY s.position, m.step""",
         description="Every recorded point of one metric in one run, by step.",
     ),
     "leaderboard": NamedQuery(
-        sql=f"""WITH latest AS (
-    SELECT m.run_id, m.step_name, m.step, m.value,
-        row_number() OVER (PARTITION BY m.run_id ORDER BY {_LATEST_ORDER}) AS rank_in_run
-    FROM metrics m
-    WHERE m.key = :key AND m.kind = 'numeric'
+        # The latest row per run in the order _LATEST_ORDER, found by index seeks per run
+        # (highest step, then the few rows at that step) instead of ranking every point.
+        sql="""WITH top AS (
+    SELECT r.run_id, (SELECT m.step FROM metrics m
+        WHERE m.key = :key AND m.run_id = r.run_id AND m.kind = 'numeric' ORDER BY m.step DESC LIMIT 1) AS step
+    FROM runs r
+), latest AS (
+    SELECT t.run_id, (SELECT m.rowid FROM metrics m
+        WHERE m.key = :key AND m.run_id = t.run_id AND m.step = t.step AND m.kind = 'numeric'
+        ORDER BY m.timestamp_ms DESC, m.step_name DESC LIMIT 1) AS row_id
+    FROM top t WHERE t.step IS NOT NULL
 )
-SELECT r.run_id, r.tag, r.status, r.start_time, l.step_name, l.step, l.value
-FROM latest l JOIN runs r ON r.run_id = l.run_id
-WHERE l.rank_in_run = 1
-ORDER BY l.value IS NULL,
-    CASE WHEN :direction = 'asc' THEN l.value END ASC,
-    CASE WHEN :direction = 'asc' THEN NULL ELSE l.value END DESC,
+SELECT r.run_id, r.tag, r.status, r.start_time, m.step_name, m.step, m.value
+FROM latest l JOIN metrics m ON m.rowid = l.row_id JOIN runs r ON r.run_id = l.run_id
+ORDER BY m.value IS NULL,
+    CASE WHEN :direction = 'asc' THEN m.value END ASC,
+    CASE WHEN :direction = 'asc' THEN NULL ELSE m.value END DESC,
     r.run_id""",
         params=("key", "direction"),
         title="Leaderboard",

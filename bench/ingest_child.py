@@ -1,0 +1,33 @@
+"""One full ingest in a process of its own, so that its peak memory can be read.
+
+    python -m bench.ingest_child STORE DB
+
+Prints one JSON line: seconds (ingest() alone), the report's counts, and the
+process's peak RSS before and after the ingest (ru_maxrss, KiB on Linux).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+
+def main() -> None:
+    store, db = sys.argv[1], sys.argv[2]
+    from runlog.index import ingest  # imports first: their memory is reported apart
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    report = ingest([store], db)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({
+        "seconds": seconds, "ingested": report.ingested, "failed": report.failed,
+        "metric_points": report.metric_points, "maxrss_kib_after_imports": before, "maxrss_kib": peak,
+    }))
+
+
+if __name__ == "__main__":
+    main()
