@@ -200,7 +200,9 @@ class Run(Scope):
                         )
                     )
         run_log = store.get_run(run_id)
-        return cls(store, run_log, catalog_path, owner=False)
+        run = cls(store, run_log, catalog_path, owner=False)
+        run.tracker.start_run(run_id, run_log.tag or "")  # finds the tracker's run of this run_id
+        return run
 
     # -- ending the run --------------------------------------------------------
     def __enter__(self) -> Run:
@@ -247,7 +249,7 @@ class StepRecorder:
     # MetricSink
     def record(self, key: str, step: int, value: Any) -> None:
         self.series.setdefault(key, {})[step] = value
-        self.run.tracker.log(key, value, step, _ms(datetime.now()))
+        self.run.tracker.log(key, value, step, _ms(datetime.now()), step_name=self.internal_name)
 
     def log_params(self, **params: Any) -> None:
         """Add parameters to this attempt's ``parameters``."""

@@ -163,8 +163,9 @@ def env_metrics(env: Mapping[str, str], before: Mapping[str, str] | None = None)
 class ExperimentTracker:
     """The do-nothing tracker, and the interface others implement.
 
-    A runlog run calls ``start_run`` once, ``log`` for every tracked value,
-    and ``end_run`` at the end. ``client_context()`` is what
+    A runlog run calls ``start_run`` once per process that records into it
+    (the owner and every attaching process), ``log`` for every tracked value
+    (with the internal name of the step), and ``end_run`` at the end (the owner only). ``client_context()`` is what
     :func:`get_experiment_tracker_context` hands to users.
     """
 
@@ -173,7 +174,9 @@ class ExperimentTracker:
     def start_run(self, run_id: str, tag: str, start_time_ms: int | None = None) -> None:
         pass
 
-    def log(self, key: str, value: Any, step: int, timestamp_ms: int | None = None) -> None:
+    def log(
+        self, key: str, value: Any, step: int, timestamp_ms: int | None = None, step_name: str | None = None
+    ) -> None:
         pass
 
     def end_run(self, status: str, end_time_ms: int | None = None) -> None:

@@ -232,15 +232,12 @@ def test_sqlite_uri_with_only_skinny_says_install_mlflow(fixture_db, tmp_path):
 # -- against the server -----------------------------------------------------------------
 
 
-DOCS = REPO_ROOT / "docs" / "mlflow.md"
 README = REPO_ROOT / "README.md"
 DOC_URI = "http://127.0.0.1:5000"
 
 
 def mlflow_docs() -> str:
-    """The "Export to MLflow" section: docs/mlflow.md, or the README once merged there."""
-    if DOCS.is_file():
-        return DOCS.read_text()
+    """The "Export to MLflow" section of the README."""
     text = README.read_text()
     start = text.index("## Export to MLflow")
     end = text.find("\n## ", start + 1)

@@ -4,10 +4,10 @@ holds part of a run, and the next ingest completes it to exactly a clean ingest'
 Each round starts the real CLI in a subprocess on the same index and kills it after a
 random delay (scaled to a measured clean ingest). After at most three kills in a row
 the next ingest is left to complete; the index is then checked against the clean one
-and started afresh. Half
-of the chains run the CLI as shipped (one commit per 50,000 metric rows, so a kill
-lands before or after a large commit); the other half commit every 1,500 rows
-(``BATCH_ROWS``), so that kills also land between many small commits.
+and started afresh. Two chains run at once: one runs the CLI as shipped (one commit
+per 50,000 metric rows, so a kill lands before or after a large commit), the other
+commits every 1,500 rows (``BATCH_ROWS``), so that kills also land between many
+small commits.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import concurrent.futures
 import os
 import random
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,43 +24,10 @@ import pytest
 
 from bench.generate import Shape, generate
 
-REPO = Path(__file__).resolve().parents[2]
+from .helpers import TABLES, ingest_command, integrity, per_run_counts
+
 RUNS = 100
 SHAPE = Shape(runs=RUNS, steps=5, keys=4, increments=25)
-TABLES = ("steps", "attempts", "metrics", "params", "catalog", "code_identities")
-SMALL_BATCHES = "import runlog.index as i; i.BATCH_ROWS = 1500\nfrom runlog.cli import cli; cli(prog_name='runlog')"
-
-
-def ingest_command(store: Path, db: Path, small_batches: bool) -> list[str]:
-    head = [sys.executable, "-c", SMALL_BATCHES] if small_batches else [sys.executable, "-m", "runlog.cli"]
-    return [*head, "ingest", str(store), "--db", str(db), "--quiet"]
-
-
-def per_run_counts(db: Path) -> dict[str, tuple[int, ...]]:
-    """run_id -> row counts in every per-run table, for every run in ``runs``."""
-    conn = sqlite3.connect(db)
-    try:
-        runs = [r for (r,) in conn.execute("SELECT run_id FROM runs")]
-        counts = {r: [0] * len(TABLES) for r in runs}
-        for i, table in enumerate(TABLES):
-            for run_id, n in conn.execute(f"SELECT run_id, count(*) FROM {table} GROUP BY run_id"):
-                assert run_id in counts, f"{table} has rows of {run_id}, which is not in runs"
-                counts[run_id][i] = n
-        sources = sorted(r for (r,) in conn.execute("SELECT run_id FROM sources"))
-        assert sources == sorted(runs), "sources and runs disagree"
-        return {r: tuple(c) for r, c in counts.items()}
-    finally:
-        conn.close()
-
-
-def integrity(db: Path) -> str:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ingest-crash") / "store"
