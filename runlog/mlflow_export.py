@@ -258,12 +258,13 @@ class RunPlan:
 
 def connect_index(db_path: str | os.PathLike) -> sqlite3.Connection:
     """A read-only connection to the index; a missing file is an :class:`ExportError`."""
-    path = Path(db_path)
-    if not path.is_file():
-        raise ExportError(f"index {path} not found: build it with `runlog ingest` (or pass --db)")
-    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, check_same_thread=False)
+    from .index import open_db
+
+    try:
+        conn = open_db(db_path, readonly=True).conn
+    except RunlogError as exc:
+        raise ExportError(str(exc)) from None
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 
 

@@ -187,20 +187,9 @@ def make_datasette(db_path: str | Path):
 
 def check_index(path: Path) -> None:
     """Refuse a missing file, or one that is not a runlog index, with a message saying the fix."""
-    import sqlite3
+    from .index import open_db
 
-    if not path.is_file():
-        raise RunlogError(f"{path}: no such index: build it with `runlog ingest STORE --db {path}`")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            names = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise RunlogError(f"{path}: not an SQLite database ({exc})") from None
-    if not INDEX_TABLES <= names:
-        raise RunlogError(f"{path}: not a runlog index (no runs/steps/metrics tables): build it with `runlog ingest`")
+    open_db(path, readonly=True).close()
 
 
 def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, open_browser: bool = False,
