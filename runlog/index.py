@@ -25,7 +25,7 @@ import sqlite_utils
 
 from . import flatten
 from .errors import BadRunLog, RunlogError
-from .store import RunLogStore, read_run_file, read_run_folder
+from .store import RunLogStore, read_run_file, read_run_folder, regular_file_stat
 
 SCHEMA_VERSION = 1
 
@@ -404,7 +404,8 @@ def ingest(
     try:
         return _Ingest(db, strict, progress).run(list(paths), prune)
     except sqlite3.OperationalError as exc:  # e.g. locked by another writer for longer than the busy timeout
-        raise RunlogError(f"cannot write index {db_path}: {exc}: another process holds it; try again later") from None
+        hint = ": another process is writing it; try again when it is done" if "locked" in str(exc) else ""
+        raise RunlogError(f"cannot write index {db_path}: {exc}{hint}") from None
     finally:
         db.close()
 
@@ -459,6 +460,9 @@ class _Ingest:
                 continue
             for source, layout in found:
                 key = os.path.abspath(source)
+                if not _is_utf8(key):  # SQLite TEXT cannot hold it (os.fsdecode's lone surrogates)
+                    self._fail(key, BadRunLog(key, "has a name that is not UTF-8: rename it"), record=False)
+                    continue
                 if key not in seen:
                     seen.add(key)
                     yield Path(key), layout
@@ -495,6 +499,9 @@ class _Ingest:
             return
         except (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, OverflowError) as exc:
             self._fail(key, BadRunLog(path, f"holds a value SQLite cannot store ({exc})"))
+            return
+        except RecursionError:  # JSON nested within Python's limit to parse, past it to flatten
+            self._fail(key, BadRunLog(path, "is nested too deeply to index"))
             return
         self.report.ingested += 1
         self.report.metric_points += len(flat.metrics)
@@ -598,6 +605,14 @@ class _Ingest:
             self._write(lambda path=path: self.conn.execute("DELETE FROM ingest_errors WHERE path = ?", (path,)))
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _source_exists(path: Path) -> bool:
     return path.is_file() or (path / "RunLog.json").is_file()
 
@@ -617,7 +632,7 @@ def _chunk_files(folder: Path) -> list[os.DirEntry]:
 def _stat(path: Path, layout: str) -> _Stat:
     """Size and mtime of a file; for a chunked folder, total size and a fingerprint of names, sizes, mtimes."""
     if layout != "chunked-fs":
-        st = os.stat(path)
+        st = regular_file_stat(path)  # never open a FIFO planted in the store: it would block
         return _Stat(st.st_size, st.st_mtime_ns, st.st_mtime_ns)
     fingerprint = hashlib.sha256()
     size = newest = 0

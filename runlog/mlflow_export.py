@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import posixpath
@@ -164,7 +165,9 @@ class Mapper:
         if known is not None:
             return known
         taken = self._names[kind]
-        options = list(candidates) + [f"{candidates[-1]}-{n}" for n in range(2, 1000)]
+        # Numbered options made only when needed: building all 998 for every new name
+        # was most of the client's time on runs with many tracked non-numeric values.
+        options = itertools.chain(candidates, (f"{candidates[-1]}-{n}" for n in range(2, 1000)))
         for wanted in options:
             name = mlflow_key(wanted)
             if name not in taken:

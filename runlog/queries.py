@@ -351,8 +351,10 @@ WHERE x.run_id = :run_id AND x.attempt_number = (
         for p in params:
             name = p["key"] if p["direction"] == "run" else f"{p['direction']}.{p['key']}"
             cells.setdefault(("param", p["step_name"], name), {})[run_id] = p["value_text"]
-        _, metrics = run_sql(db, """SELECT step_name, key, coalesce(value, value_text) AS value
-FROM latest_metrics WHERE run_id = :run_id""", bind)
+        # The latest_metrics rows of the run, in one pass over its primary-key range: with a
+        # single max(), SQLite takes the bare columns from the row holding the maximum.
+        _, metrics = run_sql(db, """SELECT step_name, key, coalesce(value, value_text) AS value, max(step) AS step
+FROM metrics WHERE run_id = :run_id GROUP BY step_name, key""", bind)
         for m in metrics:
             cells.setdefault(("metric", m["step_name"], m["key"]), {})[run_id] = m["value"]
     rows = []
