@@ -135,14 +135,34 @@ CREATE INDEX IF NOT EXISTS runs_start_time ON runs (start_time);
 CREATE INDEX IF NOT EXISTS catalog_run ON catalog (run_id, step_name);
 CREATE INDEX IF NOT EXISTS code_identities_run ON code_identities (run_id, step_name);
 CREATE INDEX IF NOT EXISTS sources_run ON sources (run_id);
--- The row at the highest step of every (run, step, key).
-CREATE VIEW IF NOT EXISTS latest_metrics AS
-SELECT m.run_id, m.step_name, m.key, m.step, m.value, m.value_text, m.kind
-FROM metrics m
-WHERE m.step = (
-    SELECT max(x.step) FROM metrics x
-    WHERE x.run_id = m.run_id AND x.step_name = m.step_name AND x.key = m.key
+-- Latest values, kept by ingest (whole per run, like every other table) so that
+-- "latest of every metric of a run" and leaderboards are index lookups at any size.
+-- step_latest: the row at the highest step of every (run, step, key).
+CREATE TABLE IF NOT EXISTS step_latest (
+    run_id TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    value_text TEXT,
+    kind TEXT NOT NULL,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (run_id, step_name, key)
 );
+-- run_latest: per (run, key), the latest numeric point over all steps of the run:
+-- highest step, then the attempt that ended last, then step name (what leaderboards rank).
+CREATE TABLE IF NOT EXISTS run_latest (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS run_latest_key_value ON run_latest (key, value);
+CREATE VIEW IF NOT EXISTS latest_metrics AS
+SELECT run_id, step_name, key, step, value, value_text, kind FROM step_latest;
 CREATE VIEW IF NOT EXISTS run_summary AS
 SELECT r.run_id, r.tag, r.status, r.start_time, r.duration_s,
     (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps,
@@ -153,7 +173,20 @@ FROM runs r;
 # version -> SQL that upgrades an index from version - 1. None yet.
 MIGRATIONS: dict[int, str] = {}
 
-RUN_TABLES = ("metrics", "params", "attempts", "catalog", "code_identities", "steps", "runs")
+RUN_TABLES = ("metrics", "step_latest", "run_latest", "params", "attempts", "catalog", "code_identities", "steps", "runs")
+
+# Filled from the run's metric rows just written (the metrics primary key makes both cheap).
+_FILL_LATEST = (
+    """INSERT INTO step_latest (run_id, step_name, key, step, value, value_text, kind, timestamp_ms)
+SELECT run_id, step_name, key, max(step), value, value_text, kind, timestamp_ms
+FROM metrics WHERE run_id = ? GROUP BY step_name, key""",
+    """INSERT INTO run_latest (run_id, key, step_name, step, value, timestamp_ms)
+SELECT run_id, key, step_name, step, value, timestamp_ms FROM (
+    SELECT m.*, row_number() OVER (
+        PARTITION BY key ORDER BY step DESC, timestamp_ms DESC, step_name DESC) AS rank
+    FROM metrics m WHERE run_id = ? AND kind = 'numeric'
+) WHERE rank = 1""",
+)
 _TABLE_COLUMNS = {
     "runs": flatten.RUN_COLUMNS,
     "steps": flatten.STEP_COLUMNS,
@@ -186,6 +219,13 @@ BULK_INDEXES = {
 WRITE_BUSY_TIMEOUT_MS = 120_000
 
 ProgressCallback = Callable[[int, int], None]
+
+
+def fill_latest(conn: sqlite3.Connection, run_id: str) -> None:
+    """Compute ``step_latest`` and ``run_latest`` of one run from its metric rows
+    (ingest does this inside the run's transaction)."""
+    for statement in _FILL_LATEST:
+        conn.execute(statement, (run_id,))
 
 
 def schema_sql() -> str:
@@ -532,6 +572,8 @@ class _Ingest:
             rows = getattr(flat, table)
             if rows:
                 conn.executemany(_INSERT[table], rows)
+        if flat.metrics:
+            fill_latest(conn, flat.run_id)
         conn.execute(
             "INSERT OR REPLACE INTO sources (path, run_id, size, mtime_ns, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
             (key, flat.run_id, stat.size, stat.mtime_ns, digest, self.stamp),

@@ -121,6 +121,19 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
         {},
         [],
     ),
+    "step_latest": (
+        "Latest per step",
+        "Kept by ingest: each metric's row at its highest step, per run and step (the latest_metrics view reads it).",
+        {"step": "The highest step recorded for this key in this step."},
+        ["key", "kind"],
+    ),
+    "run_latest": (
+        "Latest per run",
+        "Kept by ingest: per run and key, the latest numeric point over all the run's steps"
+        " (highest step, then the attempt that ended last); what leaderboards rank.",
+        {"step_name": "The step that recorded the point.", "value": "The latest numeric value."},
+        ["key"],
+    ),
     "latest_metrics": (
         "Latest metrics",
         "Each metric's value at its highest step, per run and step.",

@@ -12,7 +12,7 @@ import random
 import sqlite3
 
 from runlog import queries
-from runlog.index import BULK_INDEXES, PAGE_SIZE, ingest, open_db
+from runlog.index import BULK_INDEXES, PAGE_SIZE, fill_latest, ingest, open_db
 
 # The leaderboard as first written: rank every numeric point of the key within its run.
 REFERENCE_LEADERBOARD = """WITH latest AS (
@@ -98,6 +98,7 @@ def _tricky_index(path) -> sqlite3.Connection:
                 conn.execute(
                     "INSERT INTO metrics (run_id, step_name, key, step, value, value_text, kind, timestamp_ms) "
                     "VALUES (?, ?, 'acc', ?, ?, NULL, 'numeric', ?)", (run_id, step_name, step, rng.random(), stamp))
+        fill_latest(conn, run_id)
     conn.execute("COMMIT")
     return db
 
@@ -126,3 +127,26 @@ def test_compare_runs_metrics_equal_the_latest_metrics_view(tmp_path):
             expected.setdefault((step_name, key), [None, None])[i] = value
     assert got == {k: tuple(v) for k, v in expected.items()}
     assert len(got) == 6
+
+
+def test_latest_tables_equal_computing_them_from_every_point(tmp_path, fixture_store):
+    """step_latest (behind the latest_metrics view) and run_latest, kept by ingest, hold
+    exactly what a scan of every metric row gives, also after a run is re-ingested."""
+    db_path = tmp_path / "runlog.db"
+    ingest([fixture_store], db_path)
+    run_file = fixture_store / "legacy-track-this.json"
+    run_file.write_text(run_file.read_text().replace('"2": 0.2', '"2": 0.25, "3": 0.1'))
+    assert ingest([fixture_store], db_path).ingested == 1
+    conn = open_db(db_path).conn
+    by_step = conn.execute("""SELECT m.run_id, m.step_name, m.key, m.step, m.value, m.value_text, m.kind FROM metrics m
+        WHERE m.step = (SELECT max(x.step) FROM metrics x
+                        WHERE x.run_id = m.run_id AND x.step_name = m.step_name AND x.key = m.key)
+        ORDER BY 1, 2, 3""").fetchall()
+    assert conn.execute("SELECT * FROM latest_metrics ORDER BY 1, 2, 3").fetchall() == by_step
+    assert ("legacy-track-this", "emit api metrics", "loss", 3, 0.1, None, "numeric") in by_step
+    by_run = conn.execute("""SELECT run_id, key, step_name, step, value FROM (
+        SELECT m.*, row_number() OVER (PARTITION BY run_id, key
+                                       ORDER BY step DESC, timestamp_ms DESC, step_name DESC) AS rank
+        FROM metrics m WHERE kind = 'numeric') WHERE rank = 1 ORDER BY 1, 2""").fetchall()
+    assert conn.execute("SELECT run_id, key, step_name, step, value FROM run_latest ORDER BY 1, 2").fetchall() == by_run
+    assert len(by_run) > 20
