@@ -193,11 +193,16 @@ def _free_name(key: str, taken: list[str]) -> str:
 def metric_history(db, run_id: str, key: str | None = None, step_name: str | None = None) -> tuple[list[str], Rows]:
     """Every metric point of a run, optionally of one key and/or one step, in run order."""
     require_run(db, run_id)
+    # Only the filters given go into the SQL (values always bound): `(:key IS NULL OR ...)`
+    # would keep SQLite from using the (run_id, key, step) index.
+    where = ["m.run_id = :run_id"]
+    where += ["m.key = :key"] if key is not None else []
+    where += ["m.step_name = :step_name"] if step_name is not None else []
     return run_sql(
         db,
-        """SELECT m.step_name, m.key, m.step, coalesce(m.value, m.value_text) AS value, m.kind, m.timestamp_ms
+        f"""SELECT m.step_name, m.key, m.step, coalesce(m.value, m.value_text) AS value, m.kind, m.timestamp_ms
 FROM metrics m JOIN steps s ON s.run_id = m.run_id AND s.step_name = m.step_name
-WHERE m.run_id = :run_id AND (:key IS NULL OR m.key = :key) AND (:step_name IS NULL OR m.step_name = :step_name)
+WHERE {' AND '.join(where)}
 ORDER BY s.position, m.key, m.step""",
         {"run_id": run_id, "key": key, "step_name": step_name},
     )
