@@ -362,7 +362,7 @@ class ObjectStorage:
                                    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE") from None
             if isinstance(exc, (ConnectionError, TimeoutError)) or "connect" in str(exc).lower() or \
                     name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
-                raise StorageError(f"cannot reach {self.url_of(key)} ({_short(exc)}): is the server up? "
+                raise StorageError(f"cannot reach {self.url} ({_short(exc)}): is the server up? "
                                    "Check --endpoint-url / AWS_ENDPOINT_URL") from None
             raise StorageError(f"{self.url_of(key)}: {_short(exc)}") from None
 

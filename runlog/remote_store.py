@@ -284,3 +284,79 @@ def iter_remote_sources(storage: ObjectStorage, under: str = "") -> Iterator[tup
 def _folder_source(key: str, chunks: list[ObjectInfo]) -> Iterator[tuple[str, Layout, list[ObjectInfo]]]:
     if any(obj.key == f"{key}/RunLog.json" for obj in chunks):
         yield key, "chunked-fs", chunks
+
+
+# -- ingest sources ------------------------------------------------------------
+
+
+class RemoteSource:
+    """One run in object storage, as ingest sees it: its URL, layout, and a fingerprint
+    taken from the listing (ETags and sizes), so an unchanged run costs no download.
+
+    ``str(source)`` is its URL (credentials redacted): the index's ``source_path``."""
+
+    __slots__ = ("storage", "key", "layout", "size", "fingerprint", "content_tagged", "url")
+
+    def __init__(self, storage: ObjectStorage, key: str, layout: Layout, objects: list[ObjectInfo]):
+        self.storage, self.key, self.layout = storage, key, layout
+        self.url = storage.url_of(key)
+        # Only the fingerprint is kept, not the objects: 100,000 sources stay small.
+        digest = hashlib.sha256()
+        for obj in sorted(objects, key=lambda o: o.key):
+            digest.update(f"{obj.key.rsplit('/', 1)[-1]}\0{obj.size}\0{obj.tag}\n".encode("utf-8", "surrogateescape"))
+        self.size = sum(obj.size for obj in objects)
+        self.fingerprint = int.from_bytes(digest.digest()[:8], "big") >> 1
+        self.content_tagged = all(obj.content_tag for obj in objects)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def load(self) -> tuple[RunLog, str]:
+        """Download and parse the run: ``(run, content hash)``. The last one loaded is
+        kept, so ingest's hash check and its read cost one download."""
+        if _LAST.get("url") == self.url:
+            return _LAST["value"]
+        try:
+            if self.layout == "chunked-fs":
+                value = read_remote_folder(self.storage, self.key)
+            else:
+                value = read_remote_file(self.storage, self.key)
+        except FileNotFoundError:
+            raise BadRunLog(self.url, "was deleted after it was listed: run ingest again "
+                                      "(--prune drops it from the index)") from None
+        _LAST.clear()
+        _LAST.update(url=self.url, value=value)
+        return value
+
+
+_LAST: dict[str, Any] = {}
+
+
+def discover(url: str, endpoint_url: str | None = None) -> tuple[list[RemoteSource], list[str]]:
+    """The runs at ``url`` (a store prefix, a chunked run folder or one run object) and
+    the URL prefixes that were listed completely (ingest's --prune trusts those listings).
+
+    >>> sources, listed = discover("s3://bucket/runs")   # doctest: +SKIP
+    """
+    storage = ObjectStorage(url, endpoint_url)
+    if storage.url.endswith(".json"):
+        parent_url, _, name = url.rstrip("/").rpartition("/")
+        parent = ObjectStorage(parent_url, endpoint_url)
+        try:
+            info = parent.info(name)
+        except FileNotFoundError:
+            raise BadRunLog(storage.url, "no such object") from None
+        return [RemoteSource(parent, name, "file-system", [info])], []
+    if storage.exists("RunLog.json"):
+        folder = [obj for obj in storage.list_folder("")
+                  if not obj.key.startswith(".") and not obj.key.endswith(".tmp")]
+        return [RemoteSource(storage, "", "chunked-fs", folder)], []
+    sources = [RemoteSource(storage, key, layout, objects) for key, layout, objects in iter_remote_sources(storage)]
+    return sources, [storage.url]
+
+
+def remote_exists(url: str, endpoint_url: str | None = None) -> bool:
+    """Whether a run's source (a run object, or a run folder's RunLog.json) still exists."""
+    parent_url, _, name = url.rpartition("/")
+    storage = ObjectStorage(parent_url, endpoint_url)
+    return storage.exists(name if name.endswith(".json") else f"{name}/RunLog.json")

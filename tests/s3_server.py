@@ -79,7 +79,7 @@ class S3Server:
 
     def requests(self) -> list[tuple[str, str, int]]:
         """``(method, path, status)`` of every request served so far."""
-        text = self.log_path.read_text(errors="replace")
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log_path.read_text(errors="replace"))
         return [(m, p, int(s)) for m, p, s in _REQUEST.findall(text)]
 
     def mark(self) -> int:
