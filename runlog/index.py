@@ -493,8 +493,9 @@ class _Ingest:
         """Whether a source recorded in the index still exists."""
         if not is_url(key):
             return _source_exists(Path(key))
-        if any(key.startswith(prefix + "/") for prefix in self.listed_prefixes):
-            return key in self.listed  # listed just now: no request per source
+        parent = key.rpartition("/")[0]
+        if parent in self.listed_prefixes:
+            return key in self.listed  # its folder was listed just now: no request per source
         return remote_exists(key, self.endpoint_url)
 
     # one source

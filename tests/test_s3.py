@@ -227,6 +227,36 @@ def test_cli_ingest_and_exec_take_urls_and_endpoint(tmp_path, bucket, s3env, mon
     assert (single.exit_code, single.output) == (0, "1 runs ingested, 0 unchanged, 0 failed, 0 pruned; 1 metric points written\n")
 
 
+def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
+    """Sources come out while later pages are still unread; chunked folders that span
+    page boundaries stay whole."""
+    from runlog.remote_store import iter_remote_sources
+
+    store = f"s3://{bucket}/p"
+    seed(store, 3)
+    for i in range(2):
+        with Run.start(run_id=f"c{i}", store=store, layout="chunked-fs") as run:
+            for n in range(3):
+                with run.step(f"s{n}"):
+                    track_this(v=n)
+    monkeypatch.setattr(objectstore, "LIST_PAGE_SIZE", 2)
+    storage = ObjectStorage(store)
+    real = ObjectStorage.list_page
+    pages = []
+    monkeypatch.setattr(ObjectStorage, "list_page", lambda self, p, a: pages.append(1) or real(self, p, a))
+    sources = iter_remote_sources(storage)
+    key, layout, objects = next(sources)
+    assert (key, layout, len(objects), len(pages)) == ("c0", "chunked-fs", 5, 3)  # RunLog.json + 4 steps
+    rest = [(k, lay, len(objs)) for k, lay, objs in sources]
+    assert rest == [("c1", "chunked-fs", 5), ("r0.json", "file-system", 1), ("r1.json", "file-system", 1),
+                    ("r2.json", "file-system", 1)]
+    assert len(pages) == 7  # 13 objects, 2 a page
+    monkeypatch.setattr(ObjectStorage, "list_page", real)
+    report = ingest([store], tmp_path / "i.db")
+    assert (report.ingested, report.failed) == (5, 0)
+    assert rows(tmp_path / "i.db", "SELECT count(*) FROM steps WHERE run_id = 'c1'") == [(4,)]
+
+
 # -- faults ---------------------------------------------------------------------------
 
 
