@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runlog import Run, RunLogStore, track_this
-from runlog import objectstore
-from runlog.cli import cli
-from runlog.errors import MissingExtra, RunlogError, StorageError
-from runlog.index import ingest
-from runlog.objectstore import ObjectStorage, is_url, redact
+pytest.importorskip("moto.server", reason="the S3 tests need moto[server]: pip install -e '.[test]'")
+pytest.importorskip("s3fs", reason="the S3 tests need s3fs: pip install -e '.[test]'")
 
-from s3_server import TEST_ENV, S3Server
+from runlog import Run, RunLogStore, track_this  # noqa: E402
+from runlog import objectstore  # noqa: E402
+from runlog.cli import cli  # noqa: E402
+from runlog.errors import MissingExtra, RunlogError, StorageError  # noqa: E402
+from runlog.index import ingest  # noqa: E402
+from runlog.objectstore import ObjectStorage, is_url, redact  # noqa: E402
+
+from s3_server import TEST_ENV, S3Server  # noqa: E402
 
 RUNLOG = Path(sys.executable).with_name("runlog")
 _buckets = itertools.count()
