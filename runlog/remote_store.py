@@ -195,16 +195,21 @@ class RemoteRunLogStore(RunLogStore):
         raise RunlogError(f"{url}: changed by other writers {MAX_CONFLICTS} times in a row; try again")
 
     def _write_chunk(self, run_id: str, kind: str, internal_name: str, model) -> None:
+        # Hosts' clocks differ: a version is also newer than every version listed, so the
+        # last write of a chunk (roll-ups run under the run's lease) is the one readers take.
+        older = []
+        for obj in self.storage.list_folder(run_id):
+            match = _VERSIONED.match(obj.key.rsplit("/", 1)[-1])
+            if match and match.group(1) == kind and match.group(2) == internal_name:
+                older.append(obj.key)
+                self._last_version = max(self._last_version, int(match.group(3)))
         version = self._next_version()
         self.storage.write(f"{run_id}/{kind}-{internal_name}-{version}.json",
                            json.dumps(model.model_dump(mode="json"), indent=4).encode())
-        # Older versions are shadowed by this one; removing them is tidiness, not
-        # correctness (readers take the newest), so a racing writer does no harm.
-        for obj in self.storage.list_folder(run_id):
-            name = obj.key.rsplit("/", 1)[-1]
-            match = _VERSIONED.match(name)
-            if match and match.group(1) == kind and match.group(2) == internal_name and int(match.group(3)) < version:
-                self.storage.delete(obj.key)
+        # The older versions are now shadowed; removing them is tidiness, not correctness
+        # (readers take the newest), so a writer racing us does no harm.
+        for key in older:
+            self.storage.delete(key)
 
 
 # -- reading (the store and ingest share these) ---------------------------------
