@@ -26,7 +26,7 @@ import sqlite_utils
 from . import flatten
 from .errors import BadRunLog, RunlogError
 from .objectstore import is_url
-from .remote_store import RemoteSource, discover, remote_exists
+from .remote_store import Prefetcher, RemoteSource, discover, remote_exists
 from .store import RunLogStore, read_run_file, read_run_folder
 
 SCHEMA_VERSION = 1
@@ -433,12 +433,14 @@ class _Ingest:
 
     def run(self, paths: list, prune: bool) -> IngestReport:
         bulk = False
+        ahead = None
         try:
             # Listing reads nothing from the index, and prune needs the listing of object storage.
             sources = list(self._discover(paths))
             self.listed = {str(source) for source, _ in sources if isinstance(source, RemoteSource)}
             if prune:  # before ingesting, so that a run moved to another folder is taken over
                 self._prune()
+            ahead = Prefetcher([s for s, _ in sources if isinstance(s, RemoteSource) and self._stale(s)])
             if sources and self.conn.execute("SELECT 1 FROM metrics LIMIT 1").fetchone() is None:
                 bulk = True
                 self._write(self._drop_bulk_indexes)
@@ -447,6 +449,8 @@ class _Ingest:
                 if self.progress:
                     self.progress(done, len(sources))
         finally:
+            if ahead is not None:
+                ahead.close()
             self._commit()
             if bulk:
                 restore_bulk_indexes(self.conn)
@@ -488,6 +492,11 @@ class _Ingest:
         self.listed_prefixes += listed
         for source in sources:
             yield source, source.layout
+
+    def _stale(self, source: RemoteSource) -> bool:
+        """Whether ingest will download ``source`` (so it is worth fetching ahead)."""
+        known = self.conn.execute("SELECT size, mtime_ns FROM sources WHERE path = ?", (str(source),)).fetchone()
+        return known is None or known != (source.size, source.fingerprint) or not source.content_tagged
 
     def _exists(self, key: str) -> bool:
         """Whether a source recorded in the index still exists."""

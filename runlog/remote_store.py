@@ -300,7 +300,7 @@ class RemoteSource:
 
     ``str(source)`` is its URL (credentials redacted): the index's ``source_path``."""
 
-    __slots__ = ("storage", "key", "layout", "size", "fingerprint", "content_tagged", "url")
+    __slots__ = ("storage", "key", "layout", "size", "fingerprint", "content_tagged", "url", "prefetcher")
 
     def __init__(self, storage: ObjectStorage, key: str, layout: Layout, objects: list[ObjectInfo]):
         self.storage, self.key, self.layout = storage, key, layout
@@ -312,6 +312,7 @@ class RemoteSource:
         self.size = sum(obj.size for obj in objects)
         self.fingerprint = int.from_bytes(digest.digest()[:8], "big") >> 1
         self.content_tagged = all(obj.content_tag for obj in objects)
+        self.prefetcher: Prefetcher | None = None
 
     def __str__(self) -> str:
         return self.url
@@ -321,20 +322,73 @@ class RemoteSource:
         kept, so ingest's hash check and its read cost one download."""
         if _LAST.get("url") == self.url:
             return _LAST["value"]
-        try:
-            if self.layout == "chunked-fs":
-                value = read_remote_folder(self.storage, self.key)
-            else:
-                value = read_remote_file(self.storage, self.key)
-        except FileNotFoundError:
-            raise BadRunLog(self.url, "was deleted after it was listed: run ingest again "
-                                      "(--prune drops it from the index)") from None
+        fetched = self.prefetcher.take(self) if self.prefetcher else None
+        value = fetched.result() if fetched else self.fetch()
         _LAST.clear()
         _LAST.update(url=self.url, value=value)
         return value
 
 
+    def fetch(self) -> tuple[RunLog, str]:
+        try:
+            if self.layout == "chunked-fs":
+                return read_remote_folder(self.storage, self.key)
+            return read_remote_file(self.storage, self.key)
+        except FileNotFoundError:
+            raise BadRunLog(self.url, "was deleted after it was listed: run ingest again "
+                                      "(--prune drops it from the index)") from None
+
+
 _LAST: dict[str, Any] = {}
+# Runs downloaded ahead of ingest, at most: one GET at a time would make a bucket of
+# 100,000 runs take 100,000 round trips end to end.
+PREFETCH_AHEAD = 16
+
+
+class Prefetcher:
+    """Downloads the runs ingest will ask for next, a few at a time, in threads.
+
+    Only ``sources`` that are stale (changed or new since the last ingest) are
+    fetched, in their order, at most PREFETCH_AHEAD ahead of the one being ingested,
+    so memory stays bounded and unchanged runs are never downloaded.
+
+    >>> with Prefetcher(sources) as ahead:   # doctest: +SKIP
+    ...     run, digest = sources[0].load()
+    """
+
+    def __init__(self, sources: list[RemoteSource]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.queue = sources
+        self.position = {id(source): i for i, source in enumerate(sources)}
+        self.futures: dict[int, Any] = {}
+        self.pool = ThreadPoolExecutor(PREFETCH_AHEAD, thread_name_prefix="runlog-prefetch")
+        for source in sources:
+            source.prefetcher = self
+
+    def take(self, source: RemoteSource):
+        """The future of ``source``'s download (started now if need be), or None if it was
+        not expected to be stale."""
+        index = self.position.pop(id(source), None)
+        if index is None:
+            return None
+        for skipped in [i for i in self.futures if i < index]:  # found unchanged after all
+            self.futures.pop(skipped).cancel()
+        for ahead in range(index, min(index + PREFETCH_AHEAD, len(self.queue))):
+            if ahead not in self.futures and (ahead == index or id(self.queue[ahead]) in self.position):
+                self.futures[ahead] = self.pool.submit(self.queue[ahead].fetch)
+        return self.futures.pop(index)
+
+    def close(self) -> None:
+        for source in self.queue:
+            source.prefetcher = None
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def discover(url: str, endpoint_url: str | None = None) -> tuple[list[RemoteSource], list[str]]:

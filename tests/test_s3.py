@@ -302,19 +302,56 @@ def test_server_gone_mid_listing_is_a_clear_error_and_writes_nothing(tmp_path, m
         own.stop()
 
 
-def test_object_deleted_between_listing_and_reading(tmp_path, bucket, s3env):
+def test_server_gone_while_downloading_stops_ingest_with_whole_runs_only(tmp_path, monkeypatch):
+    from runlog import remote_store
+
+    own = S3Server(tmp_path / "own")
+    own.start()
+    try:
+        for name, value in TEST_ENV.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", own.endpoint)
+        client = s3client(own)
+        client.create_bucket(Bucket="bkt")
+        seed(tmp_path / "local", 12)
+        for path in sorted((tmp_path / "local").glob("*.json")):
+            client.put_object(Bucket="bkt", Key=f"s/{path.name}", Body=path.read_bytes())
+        monkeypatch.setattr(remote_store, "PREFETCH_AHEAD", 2)
+
+        def progress(done, total):
+            if done == 3:
+                own.stop()
+
+        with pytest.raises(StorageError) as caught:
+            ingest(["s3://bkt/s"], tmp_path / "i.db", progress=progress)
+        assert str(caught.value).startswith("cannot reach s3://bkt/s (")
+        indexed = rows(tmp_path / "i.db", "SELECT run_id, (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) "
+                                          "FROM runs r ORDER BY 1")
+        assert 3 <= len(indexed) < 12
+        # The first runs in key order, each whole (its step s and success).
+        assert indexed == [(run_id, 2) for run_id in sorted(f"r{i}" for i in range(12))[:len(indexed)]]
+        assert rows(tmp_path / "i.db", "SELECT count(*) FROM sources") == [(len(indexed),)]
+    finally:
+        own.stop()
+
+
+def test_object_deleted_between_listing_and_reading(tmp_path, bucket, s3env, monkeypatch):
     seed(f"s3://{bucket}/d", 3)
     client = s3client(s3env)
+    real = ObjectStorage.list_page
 
-    def progress(done, total):
-        if done == 1:
-            client.delete_object(Bucket=bucket, Key="d/r1.json")
+    def list_then_delete(self, prefix, args):
+        page = real(self, prefix, args)
+        client.delete_object(Bucket=bucket, Key="d/r1.json")
+        return page
 
-    report = ingest([f"s3://{bucket}/d"], tmp_path / "i.db", progress=progress)
+    monkeypatch.setattr(ObjectStorage, "list_page", list_then_delete)
+    report = ingest([f"s3://{bucket}/d"], tmp_path / "i.db")
     assert (report.ingested, report.failed) == (2, 1)
     assert report.errors == [(f"s3://{bucket}/d/r1.json",
                               "was deleted after it was listed: run ingest again (--prune drops it from the index)")]
     assert rows(tmp_path / "i.db", "SELECT run_id FROM runs ORDER BY 1") == [("r0",), ("r2",)]
+    monkeypatch.setattr(ObjectStorage, "list_page", real)
     again = ingest([f"s3://{bucket}/d"], tmp_path / "i.db", prune=True)
     assert (again.ingested, again.unchanged, again.failed) == (0, 2, 0)
     assert rows(tmp_path / "i.db", "SELECT count(*) FROM ingest_errors") == [(0,)]
