@@ -92,16 +92,17 @@ class ObjectStorage:
         protocol = _SCHEME.match(url).group(1).lower()
         self.url = redact(url).rstrip("/")
         self.s3 = protocol in _S3_PROTOCOLS
+        if self.s3:
+            try:
+                import s3fs  # noqa: F401
+            except ImportError:
+                raise MissingExtra("s3", "s3fs") from None
         try:
             import fsspec
         except ImportError:
             raise MissingExtra("s3", "fsspec") from None
         options: dict[str, Any] = {}
         if self.s3:
-            try:
-                import s3fs  # noqa: F401
-            except ImportError:
-                raise MissingExtra("s3", "s3fs") from None
             endpoint = endpoint_url or endpoint_from_env()
             if endpoint:
                 options["endpoint_url"] = endpoint

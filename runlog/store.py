@@ -34,7 +34,6 @@ from pydantic import ValidationError
 
 from .errors import BadRunLog, InvalidName, RunlogError, RunNotFound
 from .models import BranchLog, RunLog, StepLog
-from .objectstore import is_url
 
 Layout = Literal["file-system", "chunked-fs"]
 LAYOUTS: tuple[str, ...] = ("file-system", "chunked-fs")
@@ -317,6 +316,8 @@ class RunLogStore:
 
     def __new__(cls, root: str | os.PathLike = DEFAULT_STORE, layout: Layout = "file-system",
                 endpoint_url: str | None = None):
+        from .objectstore import is_url
+
         if cls is RunLogStore and is_url(root):
             from .remote_store import RemoteRunLogStore
 
