@@ -26,9 +26,7 @@ import json
 import os
 import random
 import re
-import socket
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -296,6 +294,9 @@ class ObjectStorage:
     def lock(self, key: str) -> Iterator[None]:
         """A lease held across several reads and writes: the object ``key`` created with
         If-None-Match. A lease older than LEASE_SECONDS is taken over (its writer died)."""
+        import socket  # here: every `import runlog` would pay for these
+        import uuid
+
         body = json.dumps({"owner": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}",
                            "expires": time.time() + LEASE_SECONDS}).encode()
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
