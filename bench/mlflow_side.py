@@ -88,10 +88,11 @@ def _free_port() -> int:
 
 
 class Server:
-    """``mlflow server`` with a SQLite backend under ``root`` on a free loopback port."""
+    """``mlflow server`` with a SQLite backend (``backend``, else under ``root``) on a free loopback port."""
 
-    def __init__(self, root: Path, workers: int = 1):
+    def __init__(self, root: Path, workers: int = 1, backend: Path | None = None):
         self.root = root
+        self.backend = backend or root / "mlflow.db"
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
@@ -103,7 +104,7 @@ class Server:
         env.pop("MLFLOW_TRACKING_URI", None)
         command = [
             str(Path(sys.executable).with_name("mlflow")), "server",
-            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--backend-store-uri", f"sqlite:///{self.backend}",
             "--default-artifact-root", str(self.root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]

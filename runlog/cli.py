@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 from .errors import RunlogError
-from .output import FORMATS, render
+from .output import FORMATS, one_line, render
 from .store import DEFAULT_STORE, LAYOUTS
 
 
@@ -80,7 +80,7 @@ def friendly_errors(func):
         try:
             return func(*args, **kwargs)
         except RunlogError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(str(exc))) from None
 
     return wrapper
 
@@ -128,7 +128,7 @@ def exec_command(run_id, step_name, tag, store, layout, endpoint_url, command):
         code = exec_step(run_id, step_name, list(command), tag=tag, store=store, layout=layout,
                          endpoint_url=endpoint_url)
     except RunlogError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(one_line(str(exc))) from None
     sys.exit(code)
 
 
@@ -272,7 +272,7 @@ def ingest_command(paths, db_path, prune, strict, quiet, endpoint_url):
         if bar is not None:
             bar.render_finish()
     for path, message in report.errors:
-        click.echo(f"error: {path}: {message}", err=True)
+        click.echo(one_line(f"error: {path}: {message}"), err=True)
     click.echo(report.summary())
     if report.failed:
         sys.exit(1)

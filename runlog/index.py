@@ -27,7 +27,7 @@ from . import flatten
 from .errors import BadRunLog, RunlogError
 from .objectstore import is_url
 from .remote_store import Prefetcher, RemoteSource, discover, remote_exists
-from .store import RunLogStore, read_run_file, read_run_folder
+from .store import RunLogStore, read_run_file, read_run_folder, regular_file_stat
 
 SCHEMA_VERSION = 1
 
@@ -137,14 +137,34 @@ CREATE INDEX IF NOT EXISTS runs_start_time ON runs (start_time);
 CREATE INDEX IF NOT EXISTS catalog_run ON catalog (run_id, step_name);
 CREATE INDEX IF NOT EXISTS code_identities_run ON code_identities (run_id, step_name);
 CREATE INDEX IF NOT EXISTS sources_run ON sources (run_id);
--- The row at the highest step of every (run, step, key).
-CREATE VIEW IF NOT EXISTS latest_metrics AS
-SELECT m.run_id, m.step_name, m.key, m.step, m.value, m.value_text, m.kind
-FROM metrics m
-WHERE m.step = (
-    SELECT max(x.step) FROM metrics x
-    WHERE x.run_id = m.run_id AND x.step_name = m.step_name AND x.key = m.key
+-- Latest values, kept by ingest (whole per run, like every other table) so that
+-- "latest of every metric of a run" and leaderboards are index lookups at any size.
+-- step_latest: the row at the highest step of every (run, step, key).
+CREATE TABLE IF NOT EXISTS step_latest (
+    run_id TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    value_text TEXT,
+    kind TEXT NOT NULL,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (run_id, step_name, key)
 );
+-- run_latest: per (run, key), the latest numeric point over all steps of the run:
+-- highest step, then the attempt that ended last, then step name (what leaderboards rank).
+CREATE TABLE IF NOT EXISTS run_latest (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS run_latest_key_value ON run_latest (key, value);
+CREATE VIEW IF NOT EXISTS latest_metrics AS
+SELECT run_id, step_name, key, step, value, value_text, kind FROM step_latest;
 CREATE VIEW IF NOT EXISTS run_summary AS
 SELECT r.run_id, r.tag, r.status, r.start_time, r.duration_s,
     (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps,
@@ -155,7 +175,20 @@ FROM runs r;
 # version -> SQL that upgrades an index from version - 1. None yet.
 MIGRATIONS: dict[int, str] = {}
 
-RUN_TABLES = ("metrics", "params", "attempts", "catalog", "code_identities", "steps", "runs")
+RUN_TABLES = ("metrics", "step_latest", "run_latest", "params", "attempts", "catalog", "code_identities", "steps", "runs")
+
+# Filled from the run's metric rows just written (the metrics primary key makes both cheap).
+_FILL_LATEST = (
+    """INSERT INTO step_latest (run_id, step_name, key, step, value, value_text, kind, timestamp_ms)
+SELECT run_id, step_name, key, max(step), value, value_text, kind, timestamp_ms
+FROM metrics WHERE run_id = ? GROUP BY step_name, key""",
+    """INSERT INTO run_latest (run_id, key, step_name, step, value, timestamp_ms)
+SELECT run_id, key, step_name, step, value, timestamp_ms FROM (
+    SELECT m.*, row_number() OVER (
+        PARTITION BY key ORDER BY step DESC, timestamp_ms DESC, step_name DESC) AS rank
+    FROM metrics m WHERE run_id = ? AND kind = 'numeric'
+) WHERE rank = 1""",
+)
 _TABLE_COLUMNS = {
     "runs": flatten.RUN_COLUMNS,
     "steps": flatten.STEP_COLUMNS,
@@ -188,6 +221,13 @@ BULK_INDEXES = {
 WRITE_BUSY_TIMEOUT_MS = 120_000
 
 ProgressCallback = Callable[[int, int], None]
+
+
+def fill_latest(conn: sqlite3.Connection, run_id: str) -> None:
+    """Compute ``step_latest`` and ``run_latest`` of one run from its metric rows
+    (ingest does this inside the run's transaction)."""
+    for statement in _FILL_LATEST:
+        conn.execute(statement, (run_id,))
 
 
 def schema_sql() -> str:
@@ -411,7 +451,8 @@ def ingest(
     try:
         return _Ingest(db, strict, progress, endpoint_url).run(list(paths), prune)
     except sqlite3.OperationalError as exc:  # e.g. locked by another writer for longer than the busy timeout
-        raise RunlogError(f"cannot write index {db_path}: {exc}: another process holds it; try again later") from None
+        hint = ": another process is writing it; try again when it is done" if "locked" in str(exc) else ""
+        raise RunlogError(f"cannot write index {db_path}: {exc}{hint}") from None
     finally:
         db.close()
 
@@ -479,6 +520,9 @@ class _Ingest:
                 continue
             for source, layout in found:
                 key = os.path.abspath(source)
+                if not _is_utf8(key):  # SQLite TEXT cannot hold it (os.fsdecode's lone surrogates)
+                    self._fail(key, BadRunLog(key, "has a name that is not UTF-8: rename it"), record=False)
+                    continue
                 if key not in seen:
                     seen.add(key)
                     yield Path(key), layout
@@ -540,6 +584,9 @@ class _Ingest:
         except (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, OverflowError) as exc:
             self._fail(key, BadRunLog(path, f"holds a value SQLite cannot store ({exc})"))
             return
+        except RecursionError:  # JSON nested within Python's limit to parse, past it to flatten
+            self._fail(key, BadRunLog(path, "is nested too deeply to index"))
+            return
         self.report.ingested += 1
         self.report.metric_points += len(flat.metrics)
 
@@ -569,6 +616,8 @@ class _Ingest:
             rows = getattr(flat, table)
             if rows:
                 conn.executemany(_INSERT[table], rows)
+        if flat.metrics:
+            fill_latest(conn, flat.run_id)
         conn.execute(
             "INSERT OR REPLACE INTO sources (path, run_id, size, mtime_ns, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
             (key, flat.run_id, stat.size, stat.mtime_ns, digest, self.stamp),
@@ -643,6 +692,14 @@ class _Ingest:
             self._write(lambda path=path: self.conn.execute("DELETE FROM ingest_errors WHERE path = ?", (path,)))
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _source_exists(path: Path) -> bool:
     return path.is_file() or (path / "RunLog.json").is_file()
 
@@ -673,7 +730,7 @@ def _stat(path: Path | RemoteSource, layout: str) -> _Stat:
         newest = 0 if path.content_tagged else 2**62
         return _Stat(path.size, path.fingerprint, newest)
     if layout != "chunked-fs":
-        st = os.stat(path)
+        st = regular_file_stat(path)  # never open a FIFO planted in the store: it would block
         return _Stat(st.st_size, st.st_mtime_ns, st.st_mtime_ns)
     fingerprint = hashlib.sha256()
     size = newest = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -49,7 +50,7 @@ def require_mlflow(tracking_uri: str | None) -> None:
         return
     if not all(importlib.util.find_spec(name) for name in ("sqlalchemy", "alembic", "flask")):
         raise ExportError(
-            f"tracking URI {tracking_uri or '(default, local)'} needs the full mlflow package "
+            f"tracking URI {redact_uri(tracking_uri) or '(default, local)'} needs the full mlflow package "
             "(only mlflow-skinny is installed, which talks to http(s) servers): pip install mlflow"
         )
 
@@ -70,14 +71,40 @@ def is_unreachable(exc: BaseException) -> bool:
     )
 
 
+def redact_uri(uri: str | None) -> str:
+    """``uri`` without the user and password it may carry, for messages.
+
+    >>> redact_uri("https://me:s3cret@mlflow.example.com:5000/x"), redact_uri("http://127.0.0.1:5000")
+    ('https://***@mlflow.example.com:5000/x', 'http://127.0.0.1:5000')
+    """
+    import urllib.parse
+
+    if not uri:
+        return uri or ""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:
+        return "(a tracking URI that cannot be parsed)"
+    if "@" not in parts.netloc:
+        return uri
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def _without_userinfo(uri: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
 def describe(exc: BaseException, tracking_uri: str | None = None) -> str:
     """One line for an MLflow failure: unreachable server, or MLflow's own message."""
     if is_unreachable(exc):
-        server = f"MLflow tracking server {tracking_uri}" if tracking_uri else "MLflow tracking server"
+        server = f"MLflow tracking server {redact_uri(tracking_uri)}" if tracking_uri else "MLflow tracking server"
         return f"{server} unreachable (connection failed after retries)"
     code = getattr(exc, "error_code", None)
     text = getattr(exc, "message", None) or str(exc)
-    line = " ".join(str(text).split())
+    line = re.sub(r"//[^/\s@]+@", "//***@", " ".join(str(text).split()))  # no user:password@ of a URL
     if code and line.startswith(f"{code}: "):
         line = line[len(code) + 2 :]
     if len(line) > 300:
@@ -92,15 +119,15 @@ def check_server(tracking_uri: str, timeout: float = 5.0) -> None:
 
     if not tracking_uri.lower().startswith(("http://", "https://")):
         return
-    url = tracking_uri.rstrip("/") + "/health"
-    try:
+    try:  # urllib takes user:password@ for part of the host name: leave it out of /health
+        url = _without_userinfo(tracking_uri).rstrip("/") + "/health"
         with urllib.request.urlopen(url, timeout=timeout):
             return
     except urllib.error.HTTPError:
         return  # it answered; a proxy or auth may guard /health, the API calls will tell
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ExportError(f"cannot reach MLflow tracking server {tracking_uri}: {reason}") from None
+        raise ExportError(f"cannot reach MLflow tracking server {redact_uri(tracking_uri)}: {reason}") from None
 
 
 class Experiments:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import posixpath
@@ -164,7 +165,9 @@ class Mapper:
         if known is not None:
             return known
         taken = self._names[kind]
-        options = list(candidates) + [f"{candidates[-1]}-{n}" for n in range(2, 1000)]
+        # Numbered options made only when needed: building all 998 for every new name
+        # was most of the client's time on runs with many tracked non-numeric values.
+        options = itertools.chain(candidates, (f"{candidates[-1]}-{n}" for n in range(2, 1000)))
         for wanted in options:
             name = mlflow_key(wanted)
             if name not in taken:
@@ -258,12 +261,13 @@ class RunPlan:
 
 def connect_index(db_path: str | os.PathLike) -> sqlite3.Connection:
     """A read-only connection to the index; a missing file is an :class:`ExportError`."""
-    path = Path(db_path)
-    if not path.is_file():
-        raise ExportError(f"index {path} not found: build it with `runlog ingest` (or pass --db)")
-    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, check_same_thread=False)
+    from .index import open_db
+
+    try:
+        conn = open_db(db_path, readonly=True).conn
+    except RunlogError as exc:
+        raise ExportError(str(exc)) from None
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 
 

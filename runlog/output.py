@@ -18,10 +18,24 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 FORMATS = ("table", "json", "csv", "nl")
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with control characters, line breaks and lone surrogates escaped, so that
+    a message about a hostile file or key name stays one printable line.
+
+    >>> one_line("a\nb\x00c")
+    'a\\nb\\x00c'
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
 
 
 def json_safe(value: Any) -> Any:

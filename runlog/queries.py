@@ -45,23 +45,14 @@ ORDER BY s.position, m.step""",
         description="Every recorded point of one metric in one run, by step.",
     ),
     "leaderboard": NamedQuery(
-        # The latest row per run in the order _LATEST_ORDER, found by index seeks per run
-        # (highest step, then the few rows at that step) instead of ranking every point.
-        sql="""WITH top AS (
-    SELECT r.run_id, (SELECT m.step FROM metrics m
-        WHERE m.key = :key AND m.run_id = r.run_id AND m.kind = 'numeric' ORDER BY m.step DESC LIMIT 1) AS step
-    FROM runs r
-), latest AS (
-    SELECT t.run_id, (SELECT m.rowid FROM metrics m
-        WHERE m.key = :key AND m.run_id = t.run_id AND m.step = t.step AND m.kind = 'numeric'
-        ORDER BY m.timestamp_ms DESC, m.step_name DESC LIMIT 1) AS row_id
-    FROM top t WHERE t.step IS NOT NULL
-)
-SELECT r.run_id, r.tag, r.status, r.start_time, m.step_name, m.step, m.value
-FROM latest l JOIN metrics m ON m.rowid = l.row_id JOIN runs r ON r.run_id = l.run_id
-ORDER BY m.value IS NULL,
-    CASE WHEN :direction = 'asc' THEN m.value END ASC,
-    CASE WHEN :direction = 'asc' THEN NULL ELSE m.value END DESC,
+        # run_latest holds each run's latest numeric point per key (ordered as _LATEST_ORDER),
+        # kept by ingest: the leaderboard is one index range, whatever the number of points.
+        sql="""SELECT r.run_id, r.tag, r.status, r.start_time, l.step_name, l.step, l.value
+FROM run_latest l JOIN runs r ON r.run_id = l.run_id
+WHERE l.key = :key
+ORDER BY l.value IS NULL,
+    CASE WHEN :direction = 'asc' THEN l.value END ASC,
+    CASE WHEN :direction = 'asc' THEN NULL ELSE l.value END DESC,
     r.run_id""",
         params=("key", "direction"),
         title="Leaderboard",
@@ -351,8 +342,9 @@ WHERE x.run_id = :run_id AND x.attempt_number = (
         for p in params:
             name = p["key"] if p["direction"] == "run" else f"{p['direction']}.{p['key']}"
             cells.setdefault(("param", p["step_name"], name), {})[run_id] = p["value_text"]
-        _, metrics = run_sql(db, """SELECT step_name, key, coalesce(value, value_text) AS value
-FROM latest_metrics WHERE run_id = :run_id""", bind)
+        # The latest_metrics rows of the run, kept by ingest in step_latest.
+        _, metrics = run_sql(db, """SELECT step_name, key, coalesce(value, value_text) AS value, step
+FROM step_latest WHERE run_id = :run_id""", bind)
         for m in metrics:
             cells.setdefault(("metric", m["step_name"], m["key"]), {})[run_id] = m["value"]
     rows = []

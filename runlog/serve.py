@@ -121,6 +121,19 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
         {},
         [],
     ),
+    "step_latest": (
+        "Latest per step",
+        "Kept by ingest: each metric's row at its highest step, per run and step (the latest_metrics view reads it).",
+        {"step": "The highest step recorded for this key in this step."},
+        ["key", "kind"],
+    ),
+    "run_latest": (
+        "Latest per run",
+        "Kept by ingest: per run and key, the latest numeric point over all the run's steps"
+        " (highest step, then the attempt that ended last); what leaderboards rank.",
+        {"step_name": "The step that recorded the point.", "value": "The latest numeric value."},
+        ["key"],
+    ),
     "latest_metrics": (
         "Latest metrics",
         "Each metric's value at its highest step, per run and step.",
@@ -187,20 +200,9 @@ def make_datasette(db_path: str | Path):
 
 def check_index(path: Path) -> None:
     """Refuse a missing file, or one that is not a runlog index, with a message saying the fix."""
-    import sqlite3
+    from .index import open_db
 
-    if not path.is_file():
-        raise RunlogError(f"{path}: no such index: build it with `runlog ingest STORE --db {path}`")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            names = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise RunlogError(f"{path}: not an SQLite database ({exc})") from None
-    if not INDEX_TABLES <= names:
-        raise RunlogError(f"{path}: not a runlog index (no runs/steps/metrics tables): build it with `runlog ingest`")
+    open_db(path, readonly=True).close()
 
 
 def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, open_browser: bool = False,

@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from pydantic import ValidationError
 
 from .errors import BadRunLog, InvalidName, RunlogError, RunNotFound
 from .models import BranchLog, RunLog, StepLog
+from .output import one_line
 
 Layout = Literal["file-system", "chunked-fs"]
 LAYOUTS: tuple[str, ...] = ("file-system", "chunked-fs")
@@ -114,9 +116,21 @@ def file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def regular_file_stat(path: Path) -> os.stat_result:
+    """``os.stat(path)``, refusing a directory, FIFO, socket or device with :class:`BadRunLog`
+    (reading a FIFO planted in a store would wait forever)."""
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise BadRunLog(path, "is a directory, not a run-log file")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadRunLog(path, "is not a regular file (a FIFO, socket or device), not a run-log file")
+    return st
+
+
 def read_json(path: Path) -> Any:
     """Parse one JSON file, turning every way it can be bad into :class:`BadRunLog`."""
     try:
+        regular_file_stat(path)
         raw = Path(path).read_bytes()
     except IsADirectoryError:
         raise BadRunLog(path, "is a directory, not a run-log file") from None
@@ -139,13 +153,16 @@ def parse_json(raw: bytes, path: Path | str) -> Any:
         raise BadRunLog(path, f"is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise BadRunLog(path, "is nested too deeply to read") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (sys.set_int_max_str_digits)
+        raise BadRunLog(path, f"holds a number too long to read ({str(exc).split(';')[0]})") from None
 
 
 def validation_message(exc: ValidationError) -> str:
     """pydantic errors as ``field.path: message`` parts on one line."""
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = ".".join(one_line(str(p)) if len(str(p)) <= 80 else one_line(str(p)[:77]) + "..." for p in err["loc"])
+        loc = loc or "(top level)"
         parts.append(f"{loc}: {err['msg']}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
@@ -411,7 +428,9 @@ class RunLogStore:
             if entry.is_symlink():
                 try:
                     target = path.resolve(strict=True)
-                except (OSError, RuntimeError):
+                except (OSError, RuntimeError):  # dangling or a loop: the reader reports it
+                    if entry.name.endswith(".json"):
+                        yield path, "file-system"
                     continue
                 if root not in target.parents:
                     continue

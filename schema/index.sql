@@ -101,14 +101,34 @@ CREATE INDEX IF NOT EXISTS runs_start_time ON runs (start_time);
 CREATE INDEX IF NOT EXISTS catalog_run ON catalog (run_id, step_name);
 CREATE INDEX IF NOT EXISTS code_identities_run ON code_identities (run_id, step_name);
 CREATE INDEX IF NOT EXISTS sources_run ON sources (run_id);
--- The row at the highest step of every (run, step, key).
-CREATE VIEW IF NOT EXISTS latest_metrics AS
-SELECT m.run_id, m.step_name, m.key, m.step, m.value, m.value_text, m.kind
-FROM metrics m
-WHERE m.step = (
-    SELECT max(x.step) FROM metrics x
-    WHERE x.run_id = m.run_id AND x.step_name = m.step_name AND x.key = m.key
+-- Latest values, kept by ingest (whole per run, like every other table) so that
+-- "latest of every metric of a run" and leaderboards are index lookups at any size.
+-- step_latest: the row at the highest step of every (run, step, key).
+CREATE TABLE IF NOT EXISTS step_latest (
+    run_id TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    value_text TEXT,
+    kind TEXT NOT NULL,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (run_id, step_name, key)
 );
+-- run_latest: per (run, key), the latest numeric point over all steps of the run:
+-- highest step, then the attempt that ended last, then step name (what leaderboards rank).
+CREATE TABLE IF NOT EXISTS run_latest (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS run_latest_key_value ON run_latest (key, value);
+CREATE VIEW IF NOT EXISTS latest_metrics AS
+SELECT run_id, step_name, key, step, value, value_text, kind FROM step_latest;
 CREATE VIEW IF NOT EXISTS run_summary AS
 SELECT r.run_id, r.tag, r.status, r.start_time, r.duration_s,
     (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps,

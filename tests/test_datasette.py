@@ -353,9 +353,9 @@ def test_runs_ingested_while_serving_show_up(ds, index_path, fixture_store, tmp_
 @pytest.mark.parametrize(
     "setup, message",
     [
-        ("missing", "no such index"),
-        ("not-sqlite", "not an SQLite database"),
-        ("other-sqlite", "not a runlog index"),
+        ("missing", "no index at {path}: run `runlog ingest --db {path}` first"),
+        ("not-sqlite", "cannot open index {path}: file is not a database"),
+        ("other-sqlite", "{path} is not a runlog index: run `runlog ingest --db {path}` first"),
     ],
 )
 def test_serve_refuses_what_is_not_an_index(tmp_path, setup, message):
@@ -364,12 +364,13 @@ def test_serve_refuses_what_is_not_an_index(tmp_path, setup, message):
         path.write_text("hello")
     elif setup == "other-sqlite":
         query(path, "create table t (x)")
-    with pytest.raises(RunlogError, match=message):
+    message = message.format(path=path)
+    with pytest.raises(RunlogError) as info:
         make_datasette(path)
+    assert str(info.value) == message
     result = CliRunner().invoke(cli, ["serve", "--db", str(path)])
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: {path}: ")
-    assert message in result.output
+    assert result.output == f"Error: {message}\n"
     assert "Traceback" not in result.output
 
 

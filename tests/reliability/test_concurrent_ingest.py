@@ -1,10 +1,12 @@
 """Two `runlog ingest` processes on one index at once, while `runlog query` and
-`runlog serve` (its JSON API) read it: all finish, nothing is "locked", and readers
-only ever see whole runs."""
+`runlog serve` (its JSON API, listening on loopback only) read it: all finish, nothing
+is "locked", and readers only ever see whole runs. An index locked for longer than
+the writers' busy timeout gives a one-line error."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import re
 import shutil
 import subprocess
@@ -16,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from click.testing import CliRunner
+
 from bench.generate import Shape, generate
+from runlog import index
+from runlog.cli import cli as runlog_cli
 from runlog.index import ingest
 
 from .helpers import cli, per_run_counts
@@ -71,6 +77,7 @@ def test_two_ingests_with_query_and_serve_reading(stores, tmp_path):
         assert server.stderr.readline().startswith(f"Serving {db} read-only at http://127.0.0.1:{port}/")
         url = f"http://127.0.0.1:{port}/{db.stem}.json?" + urllib.parse.urlencode({"sql": WHOLE_RUNS_SQL, "_shape": "array"})
         wait_for(url)
+        assert listening_addresses(port) == {"127.0.0.1"}  # loopback only, by default
         http_seen: list[int] = []
         errors: list[BaseException] = []
         stop = threading.Event()
@@ -117,6 +124,23 @@ def test_two_ingests_with_query_and_serve_reading(stores, tmp_path):
     assert query_seen[-1] <= len(clean)
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port`` (Linux: /proc/net/tcp, tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not Path(table).exists():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                if len(address) == 8:
+                    found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+                else:
+                    found.add(address)
+    return found
+
+
 def free_port() -> int:
     import socket
 
@@ -135,3 +159,22 @@ def wait_for(url: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_ingest_into_an_index_locked_too_long_is_one_line(fixture_store, tmp_path, monkeypatch):
+    db = tmp_path / "runlog.db"
+    index.open_db(db).close()
+    monkeypatch.setattr(index, "WRITE_BUSY_TIMEOUT_MS", 100)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer, in the middle of its transaction
+    try:
+        result = CliRunner().invoke(runlog_cli, ["ingest", str(fixture_store), "--db", str(db), "-q"])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: cannot write index {db}: database is locked: another process is writing it; try again when it is done\n"
+    )
+    again = CliRunner().invoke(runlog_cli, ["ingest", str(fixture_store), "--db", str(db), "-q"])
+    assert (again.exit_code, again.stdout) == (0, "6 runs ingested, 0 unchanged, 0 failed, 0 pruned; 53 metric points written\n")

@@ -1,8 +1,9 @@
 """`runlog ingest` killed with SIGKILL at random moments: the index stays valid, never
 holds part of a run, and the next ingest completes it to exactly a clean ingest's rows.
 
-Each round starts the real CLI in a subprocess on the same index and kills it after a
-random delay (scaled to a measured clean ingest). After at most three kills in a row
+Each round starts the real CLI in a subprocess on the same index and kills it at a
+random moment: after a random delay scaled to a measured clean ingest, or (small
+commits) at a random moment after the ingest's first commit. After at most three kills in a row
 the next ingest is left to complete; the index is then checked against the clean one
 and started afresh. Two chains run at once: one runs the CLI as shipped (one commit
 per 50,000 metric rows, so a kill lands before or after a large commit), the other
@@ -16,6 +17,7 @@ import concurrent.futures
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -27,7 +29,7 @@ from bench.generate import Shape, generate
 from .helpers import TABLES, ingest_command, integrity, per_run_counts
 
 RUNS = 100
-SHAPE = Shape(runs=RUNS, steps=5, keys=4, increments=25)
+SHAPE = Shape(runs=RUNS, steps=4, keys=3, increments=25)
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ingest-crash") / "store"
@@ -58,13 +60,18 @@ def kill_chain(store: Path, work: Path, clean: dict, timing: tuple[float, float]
     while stats["kills"] < kills or in_chain:
         before = per_run_counts(db) if db.exists() else {}
         proc = subprocess.Popen(ingest_command(store, db, small), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # Mostly after the imports (startup), anywhere in the work, sometimes not at all.
-        delay = startup * rng.uniform(0.7, 1.0) + (clean_seconds - startup) * rng.uniform(0.0, 1.2)
-        try:
-            # After three kills in a row, or the last one, the next ingest must complete.
-            proc.wait(timeout=None if in_chain == 3 or stats["kills"] == kills else delay)
-        except subprocess.TimeoutExpired:
+        if in_chain == 3 or stats["kills"] == kills:  # the next ingest must complete
+            proc.wait(timeout=300)
+        elif small:  # once this ingest has committed something, at a random moment
+            if committed_more(proc, db, len(before)):
+                time.sleep(rng.uniform(0.0, 0.5) * (clean_seconds - startup))
             proc.send_signal(signal.SIGKILL)
+        else:  # mostly after the imports, anywhere in the work, sometimes not at all
+            delay = startup * rng.uniform(0.7, 1.0) + (clean_seconds - startup) * rng.uniform(0.0, 1.2)
+            try:
+                proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=60)
         if proc.returncode == -signal.SIGKILL:
             stats["kills"] += 1
@@ -93,6 +100,22 @@ def kill_chain(store: Path, work: Path, clean: dict, timing: tuple[float, float]
     return stats
 
 
+def committed_more(proc: subprocess.Popen, db: Path, runs_before: int) -> bool:
+    """Wait until ``db`` holds more than ``runs_before`` runs (True) or ``proc`` ended (False)."""
+    while proc.poll() is None:
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                if conn.execute("SELECT count(*) FROM runs").fetchone()[0] > runs_before:
+                    return True
+            finally:
+                conn.close()
+        except sqlite3.Error:  # not created yet
+            pass
+        time.sleep(0.01)
+    return False
+
+
 def kill_ingests(store: Path, work: Path, kills: int, seed: int) -> dict[str, int]:
     """Two chains at once (the shipped CLI, and small commits), ``kills`` kills in all."""
     clean_db = work / "clean.db"
@@ -119,6 +142,7 @@ def test_sigkill_ingest_50_times(store, tmp_path):
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_sigkill_ingest_soak(store, tmp_path):
     stats = kill_ingests(store, tmp_path, kills=500, seed=60)
     assert stats["small"] >= 50, stats
