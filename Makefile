@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make demo   - set up .venv and run the bundled example pipelines"
 	@echo "make test   - set up everything the tests need and run the whole suite"
-	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make bench  - run the benchmarks in bench/ (ARGS=--quick for a short run)"
 	@echo "make soak   - the long crash/fuzz variants of the reliability suite"
 
 $(BIN)/python:
@@ -48,7 +48,7 @@ soak: setup-test
 	$(BIN)/python -m pytest -q --soak tests/reliability
 
 bench: setup-test
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 schema: setup
 	$(BIN)/python -c 'from runlog.models import run_log_json_schema_text as t; print(t(), end="")' > schema/runlog.schema.json

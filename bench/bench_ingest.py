@@ -64,10 +64,11 @@ def raw_limit(store: Path, db: Path) -> dict[str, Any]:
     flatten_s, flats = timed(lambda: [flatten.flatten_run(run, layout=layout, source_path=str(p))
                                       for run, (p, layout) in zip(runs, sources)])
     del runs
-    rows: dict[str, list[tuple]] = {t: [] for t in RUN_TABLES}
+    tables = ("runs", "steps", "attempts", "params", "catalog", "code_identities", "metrics")
+    rows: dict[str, list[tuple]] = {t: [] for t in tables}
     for flat in flats:
         rows["runs"].append(flat.run)
-        for name in RUN_TABLES[:-1]:
+        for name in tables[1:]:
             rows[name].extend(getattr(flat, name))
     del flats
     for suffix in ("", "-wal", "-shm"):
@@ -78,7 +79,7 @@ def raw_limit(store: Path, db: Path) -> dict[str, Any]:
 
     def insert() -> None:
         conn.execute("BEGIN")
-        for name in ("runs", "steps", "attempts", "params", "catalog", "code_identities", "metrics"):
+        for name in tables:  # the rows runlog flattens (not the latest tables it derives)
             conn.executemany(statements[name], rows[name])
         conn.execute("COMMIT")
 

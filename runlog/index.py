@@ -15,13 +15,30 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
+
+
+def _import_sqlite_utils():
+    """sqlite-utils imports pandas and numpy when they are installed (MLflow brings them),
+    a third of a second on every command; runlog never gives it pandas or numpy values."""
+    blocked = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # makes `import pandas` raise ImportError, which it handles
+    try:
+        import sqlite_utils
+    finally:
+        for name in blocked:
+            sys.modules.pop(name, None)
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 from . import flatten
 from .errors import BadRunLog, RunlogError

@@ -32,7 +32,7 @@ FILE_FIXTURES = sorted(FIXTURES.glob("*/*.json"))
 CHUNKED_FIXTURES = sorted(p for p in FIXTURES.glob("*/*") if (p / "RunLog.json").is_file())
 HOLE = "@@runlog-fuzz-hole@@"
 _counter = itertools.count()
-SOAK_FACTOR = 20  # the soak variants (pytest --soak) run this many times the examples
+SOAK_FACTOR = 10  # the soak variants (pytest --soak) run this many times the examples
 
 
 def fuzz(examples: int, given_args: dict):
