@@ -58,7 +58,17 @@ def store_option(func):
         "--store",
         default=lambda: os.environ.get("RUNLOG_STORE", DEFAULT_STORE),
         show_default=f"$RUNLOG_STORE or {DEFAULT_STORE}",
-        help="Run-log store folder.",
+        help="Run-log store folder, or URL (s3://bucket/prefix, any installed fsspec protocol).",
+    )(func)
+
+
+def endpoint_option(func):
+    """``--endpoint-url``: an S3-compatible server (MinIO...) for s3:// URLs."""
+    return click.option(
+        "--endpoint-url",
+        default=None,
+        show_default="$AWS_ENDPOINT_URL",
+        help="S3-compatible server for s3:// URLs, e.g. http://127.0.0.1:9000 (MinIO).",
     )(func)
 
 
@@ -97,8 +107,9 @@ def cli():
 @click.option("--step", "step_name", required=True, help="Step name; COMPOSITE.BRANCH.NAME puts it in a branch.")
 @click.option("--tag", default="", help="Tag of the run when it is created.")
 @store_option
+@endpoint_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_command(run_id, step_name, tag, store, layout, command):
+def exec_command(run_id, step_name, tag, store, layout, endpoint_url, command):
     """Run COMMAND as one step of a run and record it.
 
     One argument is shell text; several are a command line. Variables the
@@ -114,7 +125,8 @@ def exec_command(run_id, step_name, tag, store, layout, command):
     from .execute import exec_step
 
     try:
-        code = exec_step(run_id, step_name, list(command), tag=tag, store=store, layout=layout)
+        code = exec_step(run_id, step_name, list(command), tag=tag, store=store, layout=layout,
+                         endpoint_url=endpoint_url)
     except RunlogError as exc:
         raise click.ClickException(one_line(str(exc))) from None
     sys.exit(code)
@@ -225,18 +237,21 @@ def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experime
 @click.option("--prune", is_flag=True, help="Remove runs whose source file or folder is gone.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad file instead of skipping it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@endpoint_option
 @friendly_errors
-def ingest_command(paths, db_path, prune, strict, quiet):
+def ingest_command(paths, db_path, prune, strict, quiet, endpoint_url):
     """Index run logs into the SQLite index (incremental: unchanged files are skipped).
 
     PATH is a store folder, one run-log file or a chunked run folder (default
-    .run_log_store). Every generation of runnable/magnus and both layouts are read.
+    .run_log_store), or a URL of one (s3://bucket/prefix). Every generation of
+    runnable/magnus and both layouts are read.
     A bad file is reported on stderr and in the ingest_errors table while the
     others are indexed; the exit code is then 1.
 
     \b
     Example:
         runlog ingest .run_log_store --db runlog.db --prune
+        runlog ingest s3://team-runs/prod --endpoint-url http://127.0.0.1:9000
     """
     from .index import ingest
 
@@ -251,7 +266,8 @@ def ingest_command(paths, db_path, prune, strict, quiet):
             bar.update(1)
 
     try:
-        report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict, progress=progress)
+        report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict, progress=progress,
+                        endpoint_url=endpoint_url)
     finally:
         if bar is not None:
             bar.render_finish()

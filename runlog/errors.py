@@ -29,3 +29,7 @@ class MissingExtra(RunlogError, ImportError):
         super().__init__(
             f"this needs {module}, which is not installed: pip install 'runlog[{extra}]'"
         )
+
+
+class StorageError(RunlogError):
+    """Object storage that cannot be reached or refuses us (network, credentials, bucket)."""

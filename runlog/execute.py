@@ -81,13 +81,15 @@ def exec_step(
     tag: str = "",
     store: str | os.PathLike = DEFAULT_STORE,
     layout: Layout = "file-system",
+    endpoint_url: str | None = None,
 ) -> int:
     """Run ``command`` as step ``step`` of run ``run_id`` (created when missing).
 
     ``step`` may be an internal name (``par.left.train``): the composite step and the
     branch are created when missing, so several processes can each record one branch.
     The run's status becomes FAIL when the step fails, and SUCCESS otherwise unless an
-    earlier step failed. Returns the command's exit code."""
+    earlier step failed. ``store`` may be a URL (``s3://bucket/prefix``). Returns the
+    command's exit code."""
     from .run import BranchRecorder, Run
 
     validate_name(run_id)
@@ -97,7 +99,7 @@ def exec_step(
     if len(parts) % 2 == 0:
         raise RunlogError(f"--step {step!r}: use NAME or COMPOSITE.BRANCH.NAME (an odd number of dot-separated parts)")
     shell_text(command)
-    run = Run.attach(run_id, store=RunLogStore(store, layout), create=True, tag=tag)
+    run = Run.attach(run_id, store=RunLogStore(store, layout, endpoint_url=endpoint_url), create=True, tag=tag)
     scope = run
     with run.store.locked(run_id):  # several processes may create the same composite
         current = run.store.get_run(run_id)

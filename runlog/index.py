@@ -42,6 +42,8 @@ sqlite_utils = _import_sqlite_utils()
 
 from . import flatten
 from .errors import BadRunLog, RunlogError
+from .objectstore import is_url
+from .remote_store import Prefetcher, RemoteSource, discover, remote_exists
 from .store import RunLogStore, read_run_file, read_run_folder, regular_file_stat
 
 SCHEMA_VERSION = 1
@@ -450,8 +452,13 @@ def ingest(
     prune: bool = False,
     strict: bool = False,
     progress: ProgressCallback | None = None,
+    endpoint_url: str | None = None,
 ) -> IngestReport:
     """Index every run under ``paths`` (store folders, run-log files or chunked run folders).
+
+    A path may be a URL (``s3://bucket/prefix``, any fsspec protocol); ``endpoint_url``
+    points s3:// at an S3-compatible server. Unchanged objects are recognised by
+    their ETags and sizes in the listing, without downloading them.
 
     Unchanged sources are skipped; a bad source is reported in ``errors`` and in the
     ``ingest_errors`` table while the others are ingested, or, with ``strict``, raises
@@ -462,7 +469,7 @@ def ingest(
     """
     db = open_db(db_path)
     try:
-        return _Ingest(db, strict, progress).run(list(paths), prune)
+        return _Ingest(db, strict, progress, endpoint_url).run(list(paths), prune)
     except sqlite3.OperationalError as exc:  # e.g. locked by another writer for longer than the busy timeout
         hint = ": another process is writing it; try again when it is done" if "locked" in str(exc) else ""
         raise RunlogError(f"cannot write index {db_path}: {exc}{hint}") from None
@@ -471,7 +478,11 @@ def ingest(
 
 
 class _Ingest:
-    def __init__(self, db: sqlite_utils.Database, strict: bool, progress: ProgressCallback | None):
+    def __init__(self, db: sqlite_utils.Database, strict: bool, progress: ProgressCallback | None,
+                 endpoint_url: str | None = None):
+        self.endpoint_url = endpoint_url
+        self.listed_prefixes: list[str] = []  # URL prefixes listed in full: --prune trusts these
+        self.listed: set[str] = set()
         self.conn = db.conn
         self.strict = strict
         self.progress = progress
@@ -483,10 +494,14 @@ class _Ingest:
 
     def run(self, paths: list, prune: bool) -> IngestReport:
         bulk = False
+        ahead = None
         try:
-            if prune:  # first, so that a run moved to another folder is taken over
-                self._prune()
+            # Listing reads nothing from the index, and prune needs the listing of object storage.
             sources = list(self._discover(paths))
+            self.listed = {str(source) for source, _ in sources if isinstance(source, RemoteSource)}
+            if prune:  # before ingesting, so that a run moved to another folder is taken over
+                self._prune()
+            ahead = Prefetcher([s for s, _ in sources if isinstance(s, RemoteSource) and self._stale(s)])
             if sources and self.conn.execute("SELECT 1 FROM metrics LIMIT 1").fetchone() is None:
                 bulk = True
                 self._write(self._drop_bulk_indexes)
@@ -495,6 +510,8 @@ class _Ingest:
                 if self.progress:
                     self.progress(done, len(sources))
         finally:
+            if ahead is not None:
+                ahead.close()
             self._commit()
             if bulk:
                 restore_bulk_indexes(self.conn)
@@ -508,6 +525,9 @@ class _Ingest:
     def _discover(self, paths: list) -> Iterator[tuple[Path, str]]:
         seen: set[str] = set()
         for given in paths:
+            if is_url(given):
+                yield from self._discover_remote(str(given))
+                continue
             path = Path(given)
             if (path / "RunLog.json").is_file():
                 found = [(path, "chunked-fs")]
@@ -526,6 +546,30 @@ class _Ingest:
                 if key not in seen:
                     seen.add(key)
                     yield Path(key), layout
+
+    def _discover_remote(self, url: str) -> Iterator[tuple[RemoteSource, str]]:
+        try:
+            sources, listed = discover(url, self.endpoint_url)
+        except BadRunLog as exc:
+            self._fail(exc.path, exc, record=False)
+            return
+        self.listed_prefixes += listed
+        for source in sources:
+            yield source, source.layout
+
+    def _stale(self, source: RemoteSource) -> bool:
+        """Whether ingest will download ``source`` (so it is worth fetching ahead)."""
+        known = self.conn.execute("SELECT size, mtime_ns FROM sources WHERE path = ?", (str(source),)).fetchone()
+        return known is None or known != (source.size, source.fingerprint) or not source.content_tagged
+
+    def _exists(self, key: str) -> bool:
+        """Whether a source recorded in the index still exists."""
+        if not is_url(key):
+            return _source_exists(Path(key))
+        parent = key.rpartition("/")[0]
+        if parent in self.listed_prefixes:
+            return key in self.listed  # its folder was listed just now: no request per source
+        return remote_exists(key, self.endpoint_url)
 
     # one source
     def _one(self, path: Path, layout: str) -> None:
@@ -547,7 +591,7 @@ class _Ingest:
                         (stat.size, stat.mtime_ns, self.stamp, key)))
                 self.report.unchanged += 1
                 return
-            run = read_run_folder(path) if layout == "chunked-fs" else read_run_file(path)
+            run = _read_run(path, layout)
             flat = flatten.flatten_run(run, layout=layout, source_path=key, ingested_at=self.stamp)
             self._check_owner(path, flat.run_id)
             self._write(lambda: self._replace(key, known[0] if known else None, flat, stat, digest))
@@ -578,7 +622,7 @@ class _Ingest:
 
     def _check_owner(self, path: Path, run_id: str) -> None:
         row = self.conn.execute("SELECT source_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row and row[0] != str(path) and _source_exists(Path(row[0])):
+        if row and row[0] != str(path) and self._exists(row[0]):
             raise BadRunLog(path, f"run_id {run_id!r} is already indexed from {row[0]}: remove one of the two")
 
     def _replace(self, key: str, old_run_id: str | None, flat: flatten.FlatRun, stat: _Stat, digest: str) -> None:
@@ -652,7 +696,7 @@ class _Ingest:
         gone = [
             (path, run_id)
             for path, run_id in self.conn.execute("SELECT path, run_id FROM sources").fetchall()
-            if not _source_exists(Path(path))
+            if not self._exists(path)
         ]
         for path, run_id in gone:
             def work(path=path, run_id=run_id):
@@ -662,7 +706,8 @@ class _Ingest:
                     self.report.pruned += 1
                 self.conn.execute("DELETE FROM sources WHERE path = ?", (path,))
             self._write(work)
-        stale = [p for (p,) in self.conn.execute("SELECT path FROM ingest_errors").fetchall() if not os.path.exists(p)]
+        stale = [p for (p,) in self.conn.execute("SELECT path FROM ingest_errors").fetchall()
+                 if (not self._exists(p) if is_url(p) else not os.path.exists(p))]
         for path in stale:
             self._write(lambda path=path: self.conn.execute("DELETE FROM ingest_errors WHERE path = ?", (path,)))
 
@@ -691,8 +736,19 @@ def _chunk_files(folder: Path) -> list[os.DirEntry]:
         )
 
 
-def _stat(path: Path, layout: str) -> _Stat:
+def _read_run(path: Path | RemoteSource, layout: str):
+    if isinstance(path, RemoteSource):
+        return path.load()[0]
+    return read_run_folder(path) if layout == "chunked-fs" else read_run_file(path)
+
+
+def _stat(path: Path | RemoteSource, layout: str) -> _Stat:
     """Size and mtime of a file; for a chunked folder, total size and a fingerprint of names, sizes, mtimes."""
+    if isinstance(path, RemoteSource):
+        # ETags change with the content: a matching fingerprint needs no hash check (never
+        # "racy"). Without ETags (memory://...) always confirm by hash.
+        newest = 0 if path.content_tagged else 2**62
+        return _Stat(path.size, path.fingerprint, newest)
     if layout != "chunked-fs":
         st = regular_file_stat(path)  # never open a FIFO planted in the store: it would block
         return _Stat(st.st_size, st.st_mtime_ns, st.st_mtime_ns)
@@ -706,7 +762,9 @@ def _stat(path: Path, layout: str) -> _Stat:
     return _Stat(size, int.from_bytes(fingerprint.digest()[:8], "big") >> 1, newest)
 
 
-def _content_hash(path: Path, layout: str) -> str:
+def _content_hash(path: Path | RemoteSource, layout: str) -> str:
+    if isinstance(path, RemoteSource):
+        return path.load()[1]
     if layout != "chunked-fs":
         return _file_hash(path)
     digest = hashlib.sha256()

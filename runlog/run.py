@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from .errors import RunlogError
 from .models import BranchLog, CodeIdentity, DataCatalog, RunLog, StepAttempt, StepLog, format_time
-from .store import DEFAULT_STORE, Layout, RunLogStore, file_lock, validate_name
+from .store import DEFAULT_STORE, Layout, RunLogStore, validate_name
 from .tracking import TRACK_FILE_ENV, active_sink, current_tracker, env_metrics, read_tracked
 
 T = TypeVar("T")
@@ -158,7 +158,7 @@ class Run(Scope):
         """Create a new run (status PROCESSING) and return it; ``with`` ends it."""
         store = store if isinstance(store, RunLogStore) else RunLogStore(store, layout)
         run_id = validate_name(run_id) if run_id else generate_run_id()
-        catalog_path = Path(catalog) if catalog else store.root.parent / ".catalog"
+        catalog_path = Path(catalog) if catalog else store.default_catalog()
         run_log = RunLog(
             run_id=run_id,
             dag_hash=dag_hash,
@@ -186,19 +186,16 @@ class Run(Scope):
         (safely, even when several processes race to make it)."""
         store = store if isinstance(store, RunLogStore) else RunLogStore(store, layout)
         validate_name(run_id)
-        catalog_path = Path(catalog) if catalog else store.root.parent / ".catalog"
-        if create:
-            store.root.mkdir(parents=True, exist_ok=True)
-            with file_lock(store.root / ".create.lock"):
-                if not store.exists(run_id):
-                    store.create_run(
-                        RunLog(
-                            run_id=run_id,
-                            tag=tag,
-                            status="PROCESSING",
-                            run_config=_run_config(run_id, tag, store, catalog_path, ""),
-                        )
-                    )
+        catalog_path = Path(catalog) if catalog else store.default_catalog()
+        if create and not store.exists(run_id):
+            store.ensure_run(
+                RunLog(
+                    run_id=run_id,
+                    tag=tag,
+                    status="PROCESSING",
+                    run_config=_run_config(run_id, tag, store, catalog_path, ""),
+                )
+            )
         run_log = store.get_run(run_id)
         run = cls(store, run_log, catalog_path, owner=False)
         run.tracker.start_run(run_id, run_log.tag or "")  # finds the tracker's run of this run_id

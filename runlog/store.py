@@ -136,6 +136,11 @@ def read_json(path: Path) -> Any:
         raise BadRunLog(path, "is a directory, not a run-log file") from None
     except OSError as exc:
         raise BadRunLog(path, f"cannot be read ({exc.strerror or exc})") from None
+    return parse_json(raw, path)
+
+
+def parse_json(raw: bytes, path: Path | str) -> Any:
+    """Parse the bytes of one JSON file or object; ``path`` names it in errors."""
     if not raw.strip():
         raise BadRunLog(path, "is empty")
     try:
@@ -177,7 +182,11 @@ def parse_model(model: type, data: Any, path: Path):
 
 def read_run_file(path: Path) -> RunLog:
     """Read a ``file-system`` run log (one JSON file holding the whole run)."""
-    data = read_json(path)
+    return run_from_json(read_json(path), path)
+
+
+def run_from_json(data: Any, path: Path | str) -> RunLog:
+    """The RunLog in parsed JSON ``data``; ``path`` names the source in errors."""
     if not isinstance(data, dict):
         raise BadRunLog(path, f"is JSON but not a run log (top level is {type(data).__name__})")
     return parse_model(RunLog, data, path)
@@ -204,6 +213,14 @@ def _read_chunks(folder: Path, head: Path) -> RunLog:
         names = sorted(os.listdir(folder))
     except OSError as exc:
         raise BadRunLog(folder, f"cannot be listed ({exc.strerror or exc})") from None
+    return assemble_chunks(run, names, lambda name: read_json(folder / name),
+                           lambda name, model: _read_chunk(folder / name, model))
+
+
+def assemble_chunks(run: RunLog, names: list[str], load_json, load_chunk) -> RunLog:
+    """Put a chunked run together from the names of its chunk files (any order):
+    ``load_json(name)`` parses one, ``load_chunk(name, model)`` parses one into a model."""
+    names = sorted(names)
     newest: dict[tuple[str, str], tuple[int, str]] = {}
     g3_branches: dict[str, str] = {}
     for name in names:
@@ -216,14 +233,14 @@ def _read_chunks(folder: Path, head: Path) -> RunLog:
         elif match := _G3_BRANCH.match(name):
             g3_branches[match.group(1)] = name
         elif match := _PARAMETER.match(name):
-            run.parameters.setdefault(match.group(1), read_json(folder / name))
+            run.parameters.setdefault(match.group(1), load_json(name))
     steps: dict[str, tuple[int, StepLog]] = {}
     branches: dict[str, tuple[int, BranchLog]] = {}
     for (kind, internal), (version, name) in newest.items():
         target, model = (steps, StepLog) if kind == "StepLog" else (branches, BranchLog)
-        target[internal] = (version, _read_chunk(folder / name, model))
+        target[internal] = (version, load_chunk(name, model))
     for internal, name in g3_branches.items():
-        branches.setdefault(internal, (0, _read_chunk(folder / name, BranchLog)))
+        branches.setdefault(internal, (0, load_chunk(name, BranchLog)))
     _attach(run, steps, branches)
     return run
 
@@ -235,6 +252,11 @@ def _read_chunk(path: Path, model):
         if not path.exists():  # replaced by a newer version since we listed the folder
             raise FileNotFoundError(path) from None
         raise
+    return chunk_from_json(data, model, path)
+
+
+def chunk_from_json(data: Any, model, path: Path | str):
+    """One StepLog/BranchLog chunk in parsed JSON ``data``."""
     if not isinstance(data, dict):
         raise BadRunLog(path, "is not a JSON object")
     return parse_model(model, data, path)
@@ -300,11 +322,31 @@ class RunInfo:
 
 class RunLogStore:
     """Runs in a folder, in either layout. New runs use ``layout``; existing runs
-    keep the layout they were found in."""
+    keep the layout they were found in.
 
-    def __init__(self, root: str | os.PathLike = DEFAULT_STORE, layout: Layout = "file-system"):
+    A URL root (``s3://bucket/prefix``, any fsspec protocol) makes a
+    :class:`~runlog.remote_store.RemoteRunLogStore` with the same methods;
+    ``endpoint_url`` points s3:// at an S3-compatible server such as MinIO.
+
+    >>> RunLogStore("s3://bucket/runs", endpoint_url="http://127.0.0.1:9000")  # doctest: +SKIP
+    """
+
+    def __new__(cls, root: str | os.PathLike = DEFAULT_STORE, layout: Layout = "file-system",
+                endpoint_url: str | None = None):
+        from .objectstore import is_url
+
+        if cls is RunLogStore and is_url(root):
+            from .remote_store import RemoteRunLogStore
+
+            return super().__new__(RemoteRunLogStore)
+        return super().__new__(cls)
+
+    def __init__(self, root: str | os.PathLike = DEFAULT_STORE, layout: Layout = "file-system",
+                 endpoint_url: str | None = None):
         if layout not in LAYOUTS:
             raise RunlogError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+        if endpoint_url:
+            raise RunlogError(f"--endpoint-url is for s3:// stores, and {root} is a folder")
         self.root = Path(root)
         self.layout = layout
         self._last_version = 0
@@ -325,6 +367,17 @@ class RunLogStore:
 
     def exists(self, run_id: str) -> bool:
         return self.layout_of(run_id) is not None
+
+    def default_catalog(self) -> Path:
+        """Where runs of this store keep catalog files unless told otherwise."""
+        return self.root.parent / ".catalog"
+
+    def ensure_run(self, run: RunLog) -> None:
+        """Create ``run`` unless a run of that id exists (safe when processes race to create it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.root / ".create.lock"):
+            if not self.exists(run.run_id):
+                self.create_run(run)
 
     # reading
     def get_run(self, run_id: str) -> RunLog:
