@@ -96,7 +96,8 @@ def change_runs(store: Path, shape: Shape, fraction: float = 0.01) -> list[str]:
     changed = []
     for index in sorted(rng.sample(range(shape.runs), count)):
         fmt = FORMATS[index % len(FORMATS)]
-        run = make_run(index, shape, fmt, random.Random(1000 + index))
+        # New values every time, so that reused data (--work) really changes too.
+        run = make_run(index, shape, fmt, random.Random(time.time_ns() + index))
         write_run(store, run, fmt, version=1_700_000_000_000_000_000 + index)
         changed.append(run["run_id"])
     return changed
