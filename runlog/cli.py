@@ -6,6 +6,7 @@ Exit codes: 0 all done, 1 some input failed, 2 usage error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -87,6 +88,41 @@ def friendly_errors(func):
 
 def echo_rows(rows, fmt: str, columns=None) -> None:
     click.echo(render(rows, fmt, columns))
+
+
+@contextlib.contextmanager
+def read_index(db_path):
+    """The index opened read-only for the length of a command."""
+    from .index import open_db
+
+    db = open_db(db_path, readonly=True)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+class ProgressBar:
+    """A progress callback for the library: a bar on stderr once the total is known,
+    off with --quiet and when stderr is not a terminal. Use as a context manager."""
+
+    def __init__(self, label: str, quiet: bool):
+        self.label = label
+        self.show = not quiet and sys.stderr.isatty()
+        self.bar = None
+
+    def step(self, total: int) -> None:
+        if self.show and self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -197,26 +233,17 @@ def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experime
         raise click.UsageError("name the runs to export, or select them with --tag, --status or --all")
     if not dry_run and not tracking_uri:
         raise click.UsageError("--tracking-uri is required (or set $MLFLOW_TRACKING_URI)")
-    show = not quiet and sys.stderr.isatty()
-    bar = None
+    with ProgressBar("exporting", quiet) as bar:
 
-    def progress(done, total, outcome):
-        nonlocal bar
-        if show and bar is None:
-            bar = click.progressbar(length=total, label="exporting", file=sys.stderr)
-        if bar is not None:
-            bar.update(1)
-        if outcome.outcome == "failed":
-            click.echo(("\n" if bar is not None else "") + f"error: {outcome.error}", err=True)
+        def progress(done, total, outcome):
+            bar.step(total)
+            if outcome.outcome == "failed":
+                click.echo(("\n" if bar.bar is not None else "") + f"error: {outcome.error}", err=True)
 
-    try:
         report = export_runs(
             db_path, run_ids, tracking_uri=tracking_uri, tag=tag, status=status, experiment=experiment,
             workers=workers, dry_run=dry_run, progress=progress,
         )
-    finally:
-        if bar is not None:
-            bar.render_finish()
     if dry_run:
         for run_id, error in report.errors:
             click.echo(f"error: {error}", err=True)
@@ -255,22 +282,9 @@ def ingest_command(paths, db_path, prune, strict, quiet, endpoint_url):
     """
     from .index import ingest
 
-    show = not quiet and sys.stderr.isatty()
-    bar = None
-
-    def progress(done, total):
-        nonlocal bar
-        if show and bar is None:
-            bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
-        if bar is not None:
-            bar.update(1)
-
-    try:
-        report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict, progress=progress,
-                        endpoint_url=endpoint_url)
-    finally:
-        if bar is not None:
-            bar.render_finish()
+    with ProgressBar("ingesting", quiet) as bar:
+        report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict,
+                        progress=lambda done, total: bar.step(total), endpoint_url=endpoint_url)
     for path, message in report.errors:
         click.echo(one_line(f"error: {path}: {message}"), err=True)
     click.echo(report.summary())
@@ -304,7 +318,6 @@ def query_command(sql, named, list_named, params, fmt, db_path):
         runlog query "select run_id, status from runs where tag = :tag" -p tag exp-a
         runlog query --named leaderboard -p key accuracy
     """
-    from .index import open_db
     from .queries import NAMED_QUERIES, run_named, run_sql
 
     if list_named:
@@ -313,11 +326,8 @@ def query_command(sql, named, list_named, params, fmt, db_path):
         return
     if bool(sql) == bool(named):
         raise click.UsageError("give either SQL or --named NAME")
-    db = open_db(db_path, readonly=True)
-    try:
+    with read_index(db_path) as db:
         columns, rows = run_named(db, named, dict(params)) if named else run_sql(db, sql, dict(params))
-    finally:
-        db.close()
     echo_rows(rows, fmt, columns)
 
 
@@ -335,14 +345,10 @@ def runs_command(tag, status, metrics, fmt, db_path):
     Example:
         runlog runs --tag exp-a --metric accuracy --metric loss
     """
-    from .index import open_db
     from .queries import list_runs
 
-    db = open_db(db_path, readonly=True)
-    try:
+    with read_index(db_path) as db:
         columns, rows = list_runs(db, tag=tag, status=status, metrics=metrics)
-    finally:
-        db.close()
     echo_rows(rows, fmt, columns)
 
 
@@ -360,15 +366,11 @@ def show_command(run_id, fmt, db_path):
     Example:
         runlog show case4-branches-chunked
     """
-    from .index import open_db
     from .output import json_safe
     from .queries import render_run, show_run
 
-    db = open_db(db_path, readonly=True)
-    try:
+    with read_index(db_path) as db:
         detail = show_run(db, run_id)
-    finally:
-        db.close()
     if fmt == "table":
         click.echo(render_run(detail))
     elif fmt == "json":
@@ -394,14 +396,10 @@ def metrics_command(run_id, key, step_name, fmt, db_path):
     Example:
         runlog metrics legacy-track-this --key loss
     """
-    from .index import open_db
     from .queries import metric_history
 
-    db = open_db(db_path, readonly=True)
-    try:
+    with read_index(db_path) as db:
         columns, rows = metric_history(db, run_id, key=key, step_name=step_name)
-    finally:
-        db.close()
     echo_rows(rows, fmt, columns)
 
 
@@ -417,16 +415,12 @@ def compare_command(run_ids, fmt, db_path):
     Example:
         runlog compare magnus-env-metrics magnus-env-metrics-chunked
     """
-    from .index import open_db
     from .queries import compare_runs
 
     if len(run_ids) < 2:
         raise click.UsageError("compare needs at least two run ids")
-    db = open_db(db_path, readonly=True)
-    try:
+    with read_index(db_path) as db:
         columns, rows = compare_runs(db, list(run_ids))
-    finally:
-        db.close()
     echo_rows(rows, fmt, columns)
 
 

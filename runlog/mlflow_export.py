@@ -36,7 +36,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import RunlogError

@@ -145,7 +145,7 @@ def test_failed_run_and_compare_pages(server, browser):
     page.locator("svg.rl-chart[data-key='loss_curve']").locator("xpath=../..").get_by_role("link").click()
     page.wait_for_load_state()
     assert "/-/runlog/compare?key=loss_curve" in page.url
-    page.locator(f"input[name=run][value='case2-metrics']").check()
+    page.locator("input[name=run][value='case2-metrics']").check()
     page.get_by_role("button", name="Show").click()
     page.wait_for_load_state()
     assert drawn_charts(page) == {"loss_curve": 6}

@@ -11,7 +11,6 @@ server running beside them (``runlog serve``, ``curl``) are checked elsewhere
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
