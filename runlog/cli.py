@@ -93,7 +93,7 @@ def echo_rows(rows, fmt: str, columns=None) -> None:
 @contextlib.contextmanager
 def read_index(db_path):
     """The index opened read-only for the length of a command."""
-    from .index import open_db
+    from .db import open_db
 
     db = open_db(db_path, readonly=True)
     try:
@@ -442,7 +442,7 @@ def schema_command(as_sql, as_json):
 
         click.echo(run_log_json_schema_text(), nl=False)
     else:
-        from .index import schema_sql
+        from .db import schema_sql
 
         click.echo(schema_sql(), nl=False)
 

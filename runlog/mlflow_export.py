@@ -260,7 +260,7 @@ class RunPlan:
 
 def connect_index(db_path: str | os.PathLike) -> sqlite3.Connection:
     """A read-only connection to the index; a missing file is an :class:`ExportError`."""
-    from .index import open_db
+    from .db import open_db
 
     try:
         conn = open_db(db_path, readonly=True).conn

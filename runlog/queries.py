@@ -2,7 +2,7 @@
 
 ``NAMED_QUERIES`` holds parameterised SQL (``:name`` parameters, always bound);
 the functions below back ``runlog query``, ``runs``, ``show``, ``metrics`` and
-``compare``. Every function takes a database from :func:`runlog.index.open_db`
+``compare``. Every function takes a database from :func:`runlog.db.open_db`
 and returns plain rows (dicts), so it is usable without click.
 
 >>> db = open_db("runlog.db", readonly=True)                      # doctest: +SKIP

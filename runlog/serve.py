@@ -200,7 +200,7 @@ def make_datasette(db_path: str | Path):
 
 def check_index(path: Path) -> None:
     """Refuse a missing file, or one that is not a runlog index, with a message saying the fix."""
-    from .index import open_db
+    from .db import open_db
 
     open_db(path, readonly=True).close()
 
