@@ -28,6 +28,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """``[(language, content)]`` of every fenced block of a Markdown text, in order."""
+    blocks, language, lines = [], None, []
+    for line in text.split("\n"):
+        if line.startswith("```"):
+            if language is None:
+                language, lines = line[3:].strip(), []
+            else:
+                blocks.append((language, "\n".join(lines)))
+                language = None
+        elif language is not None:
+            lines.append(line)
+    return blocks
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The real run logs of runnable/magnus in ../shared/fixtures/runnable."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import pytest
 
-from conftest import REPO, fixture_sources
+from conftest import REPO, fenced_blocks, fixture_sources
 from runlog.cli import cli
 
 README = (REPO / "README.md").read_text()
@@ -27,23 +27,8 @@ BIN = Path(sys.executable).parent
 SERVER_COMMANDS = ("runlog serve", "curl ", "runlog export mlflow")
 
 
-def fenced_blocks(text: str = README) -> list[tuple[str, str]]:
-    """``[(language, content)]`` of every fenced block, in order."""
-    blocks, language, lines = [], None, []
-    for line in text.split("\n"):
-        if line.startswith("```"):
-            if language is None:
-                language, lines = line[3:].strip(), []
-            else:
-                blocks.append((language, "\n".join(lines) + "\n"))
-                language = None
-        elif language is not None:
-            lines.append(line)
-    return blocks
-
-
 def console_blocks() -> list[str]:
-    return [content for language, content in fenced_blocks() if language == "console"]
+    return [content for language, content in fenced_blocks(README) if language == "console"]
 
 
 def parse_block(block: str) -> list[tuple[str, str]]:
@@ -93,7 +78,7 @@ def test_console_block_runs_as_shown(tmp_path, block):
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for code in [content for language, content in fenced_blocks() if language == "python"]:
+    for code in [content for language, content in fenced_blocks(README) if language == "python"]:
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
 
 
@@ -101,7 +86,7 @@ def test_readme_plain_runlog_commands_run(tmp_path):
     """Commands in plain ``` blocks that start with `runlog exec` run in order."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     commands = [
-        line for language, block in fenced_blocks() if language == "" for line in block.splitlines()
+        line for language, block in fenced_blocks(README) if language == "" for line in block.splitlines()
         if line.startswith("runlog exec ")
     ]
     assert commands

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import fenced_blocks
 from mlflow_server import REPO_ROOT, FlakyProxy, build_index, free_port, mlflow_server  # noqa: F401  (fixture)
 from runlog.cli import cli
 from runlog.mlflow_client import BATCH_BYTES, batches
@@ -247,20 +248,6 @@ def mlflow_docs() -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
-def fenced(text: str) -> list[tuple[str, str]]:
-    blocks, language, lines = [], None, []
-    for line in text.split("\n"):
-        if line.startswith("```"):
-            if language is None:
-                language, lines = line[3:].strip(), []
-            else:
-                blocks.append((language, "\n".join(lines)))
-                language = None
-        elif language is not None:
-            lines.append(line)
-    return blocks
-
-
 def run_console_block(block: str, folder: Path, env: dict, uri: str) -> None:
     commands: list[tuple[str, list[str]]] = []
     for line in block.split("\n"):
@@ -286,7 +273,7 @@ def test_docs_run_as_shown_and_mlflow_has_the_fixtures(tmp_path, fixture_store, 
     for name in ("RUNLOG_DB", "MLFLOW_TRACKING_URI", "RUNLOG_EXPERIMENT_TRACKER"):
         env.pop(name, None)
     py_env = dict(env, MLFLOW_TRACKING_URI=uri, RUNLOG_EXPERIMENT_TRACKER="mlflow")
-    blocks = fenced(mlflow_docs())
+    blocks = fenced_blocks(mlflow_docs())
     assert sum(language == "console" for language, _ in blocks) >= 3
     for index, (language, block) in enumerate(blocks):
         if language == "console":
