@@ -10,6 +10,7 @@ import contextlib
 import functools
 import os
 import sys
+import time
 
 import click
 
@@ -103,19 +104,47 @@ def read_index(db_path):
 
 
 class ProgressBar:
-    """A progress callback for the library: a bar on stderr once the total is known,
-    off with --quiet and when stderr is not a terminal. Use as a context manager."""
+    """A progress callback for the library, on stderr; off with --quiet and when stderr
+    is not a terminal. A bar when the total is known from the first step; otherwise a
+    count that shows the total once it is known (a bucket is ingested while it is
+    still being listed). Use as a context manager."""
 
-    def __init__(self, label: str, quiet: bool):
+    REDRAW_SECONDS = 0.2
+
+    def __init__(self, label: str, quiet: bool, file=None):
+        self.file = file if file is not None else sys.stderr
         self.label = label
-        self.show = not quiet and sys.stderr.isatty()
+        self.show = not quiet and self.file.isatty()
         self.bar = None
+        self.done = 0
+        self.total: int | None = None
+        self.started = self.drawn = 0.0
+        self.width = 0
 
-    def step(self, total: int) -> None:
-        if self.show and self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+    def step(self, total: int | None) -> None:
+        if not self.show:
+            return
+        self.done += 1
+        if self.done == 1 and total is not None:
+            self.bar = click.progressbar(length=total, label=self.label, file=self.file)
         if self.bar is not None:
             self.bar.update(1)
+            return
+        now = time.monotonic()
+        if self.done == 1:
+            self.started = now
+        self.total = total
+        if now - self.drawn >= self.REDRAW_SECONDS:
+            self.drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        text = f"{self.label}: {self.done:,}" + (f" of {self.total:,}" if self.total is not None else " (listing...)")
+        if now > self.started:
+            text += f", {self.done / (now - self.started):,.0f}/s"
+        self.file.write("\r" + text.ljust(self.width))
+        self.width = len(text)
+        self.file.flush()
 
     def __enter__(self) -> "ProgressBar":
         return self
@@ -123,6 +152,9 @@ class ProgressBar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.render_finish()
+        elif self.done:
+            self._draw(time.monotonic())
+            self.file.write("\n")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

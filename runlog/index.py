@@ -42,7 +42,7 @@ from .db import (  # noqa: F401  (open_db and the schema are also reached throug
 )
 from .errors import BadRunLog, RunlogError
 from .objectstore import is_url
-from .remote_store import Prefetcher, RemoteSource, discover, remote_exists
+from .remote_store import Listing, Lookahead, RemoteSource, remote_exists
 from .store import RunLogStore, read_run_file, read_run_folder, regular_file_stat
 
 # A source whose newest mtime is this close to (or after) its last ingest may
@@ -51,7 +51,7 @@ RACY_WINDOW_NS = 2_000_000_000
 # Commit after this many metric rows (each run is always whole inside one transaction).
 BATCH_ROWS = 50_000
 
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[int, "int | None"], None]
 
 # -- ingest --------------------------------------------------------------------
 
@@ -98,7 +98,8 @@ def ingest(
 
     Unchanged sources are skipped; a bad source is reported in ``errors`` and in the
     ``ingest_errors`` table while the others are ingested, or, with ``strict``, raises
-    :class:`~runlog.errors.BadRunLog`. ``progress(done, total)`` is called after each source.
+    :class:`~runlog.errors.BadRunLog`. ``progress(done, total)`` is called after each source;
+    ``total`` is None until discovery has ended (a bucket's listing streams alongside ingest).
 
     >>> ingest([".run_log_store"], "runlog.db", prune=True).summary()  # doctest: +SKIP
     '5 runs ingested, 0 unchanged, 0 failed, 0 pruned; 120 metric points written'
@@ -118,7 +119,7 @@ class _Ingest:
                  endpoint_url: str | None = None):
         self.endpoint_url = endpoint_url
         self.listed_prefixes: list[str] = []  # URL prefixes listed in full: --prune trusts these
-        self.listed: set[str] = set()
+        self.recording = False  # whether remote sources listed are kept in temp.listed
         self.conn = db.conn
         self.strict = strict
         self.progress = progress
@@ -129,25 +130,22 @@ class _Ingest:
         self.pending_rows = 0
 
     def run(self, paths: list, prune: bool) -> IngestReport:
-        bulk = False
-        ahead = None
+        self.recording = prune
+        if prune:  # the remote sources listed now: prune drops the indexed ones not among them
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (path TEXT PRIMARY KEY) WITHOUT ROWID")
+        bulk = self.conn.execute("SELECT 1 FROM metrics LIMIT 1").fetchone() is None
         try:
-            # Listing reads nothing from the index, and prune needs the listing of object storage.
-            sources = list(self._discover(paths))
-            self.listed = {str(source) for source, _ in sources if isinstance(source, RemoteSource)}
-            if prune:  # before ingesting, so that a run moved to another folder is taken over
-                self._prune()
-            ahead = Prefetcher([s for s, _ in sources if isinstance(s, RemoteSource) and self._stale(s)])
-            if sources and self.conn.execute("SELECT 1 FROM metrics LIMIT 1").fetchone() is None:
-                bulk = True
+            if bulk:
                 self._write(self._drop_bulk_indexes)
-            for done, (path, layout) in enumerate(sources, 1):
-                self._one(path, layout)
-                if self.progress:
-                    self.progress(done, len(sources))
+            # Discovery streams: a bucket's listing is read page by page while ingest goes on.
+            with Lookahead(self._discover(paths), self._stale) as queue:
+                for done, (path, layout) in enumerate(queue, 1):
+                    self._one(path, layout)
+                    if self.progress:
+                        self.progress(done, queue.total)
+            if prune:  # after ingest, which has taken over any run moved to another source
+                self._prune()
         finally:
-            if ahead is not None:
-                ahead.close()
             self._commit()
             if bulk:
                 restore_bulk_indexes(self.conn)
@@ -184,14 +182,17 @@ class _Ingest:
                     yield Path(key), layout
 
     def _discover_remote(self, url: str) -> Iterator[tuple[RemoteSource, str]]:
+        listing = Listing(url, self.endpoint_url)
         try:
-            sources, listed = discover(url, self.endpoint_url)
+            for source in listing:
+                if self.recording:
+                    self.conn.execute("INSERT OR IGNORE INTO temp.listed (path) VALUES (?)", (str(source),))
+                yield source, source.layout
         except BadRunLog as exc:
             self._fail(exc.path, exc, record=False)
             return
-        self.listed_prefixes += listed
-        for source in sources:
-            yield source, source.layout
+        if listing.complete_prefix is not None:
+            self.listed_prefixes.append(listing.complete_prefix)
 
     def _stale(self, source: RemoteSource) -> bool:
         """Whether ingest will download ``source`` (so it is worth fetching ahead)."""
@@ -202,9 +203,11 @@ class _Ingest:
         """Whether a source recorded in the index still exists."""
         if not is_url(key):
             return _source_exists(Path(key))
-        parent = key.rpartition("/")[0]
-        if parent in self.listed_prefixes:
-            return key in self.listed  # its folder was listed just now: no request per source
+        if self.recording:  # listed just now: no request per source
+            if self.conn.execute("SELECT 1 FROM temp.listed WHERE path = ?", (key,)).fetchone():
+                return True
+            if key.rpartition("/")[0] in self.listed_prefixes:
+                return False
         return remote_exists(key, self.endpoint_url)
 
     # one source
@@ -329,11 +332,9 @@ class _Ingest:
             raise BadRunLog(key, message)
 
     def _prune(self) -> None:
-        gone = [
-            (path, run_id)
-            for path, run_id in self.conn.execute("SELECT path, run_id FROM sources").fetchall()
-            if not self._exists(path)
-        ]
+        # A cursor, not fetchall(): the index may hold 100,000 sources.
+        gone = [(path, run_id) for path, run_id in self.conn.execute("SELECT path, run_id FROM sources")
+                if not self._exists(path)]
         for path, run_id in gone:
             def work(path=path, run_id=run_id):
                 owner = self.conn.execute("SELECT source_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()

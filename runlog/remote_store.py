@@ -27,9 +27,10 @@ import hashlib
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadRunLog, RunlogError, RunNotFound
 from .models import BranchLog, RunLog, StepLog
@@ -48,6 +49,9 @@ from .store import (
     run_from_json,
     validate_name,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # A read-modify-write that loses this many conditional writes in a row gives up.
 MAX_CONFLICTS = 50
@@ -300,19 +304,19 @@ class RemoteSource:
 
     ``str(source)`` is its URL (credentials redacted): the index's ``source_path``."""
 
-    __slots__ = ("storage", "key", "layout", "size", "fingerprint", "content_tagged", "url", "prefetcher")
+    __slots__ = ("storage", "key", "layout", "size", "fingerprint", "content_tagged", "url", "download")
 
     def __init__(self, storage: ObjectStorage, key: str, layout: Layout, objects: list[ObjectInfo]):
         self.storage, self.key, self.layout = storage, key, layout
         self.url = storage.url_of(key)
-        # Only the fingerprint is kept, not the objects: 100,000 sources stay small.
+        # Only the fingerprint is kept, not the objects: sources waiting in line stay small.
         digest = hashlib.sha256()
         for obj in sorted(objects, key=lambda o: o.key):
             digest.update(f"{obj.key.rsplit('/', 1)[-1]}\0{obj.size}\0{obj.tag}\n".encode("utf-8", "surrogateescape"))
         self.size = sum(obj.size for obj in objects)
         self.fingerprint = int.from_bytes(digest.digest()[:8], "big") >> 1
         self.content_tagged = all(obj.content_tag for obj in objects)
-        self.prefetcher: Prefetcher | None = None
+        self.download: Future | None = None  # started ahead by Lookahead
 
     def __str__(self) -> str:
         return self.url
@@ -322,12 +326,11 @@ class RemoteSource:
         kept, so ingest's hash check and its read cost one download."""
         if _LAST.get("url") == self.url:
             return _LAST["value"]
-        fetched = self.prefetcher.take(self) if self.prefetcher else None
-        value = fetched.result() if fetched else self.fetch()
+        download, self.download = self.download, None
+        value = download.result() if download is not None else self.fetch()
         _LAST.clear()
         _LAST.update(url=self.url, value=value)
         return value
-
 
     def fetch(self) -> tuple[RunLog, str]:
         try:
@@ -340,78 +343,129 @@ class RemoteSource:
 
 
 _LAST: dict[str, Any] = {}
-# Runs downloaded ahead of ingest, at most: one GET at a time would make a bucket of
-# 100,000 runs take 100,000 round trips end to end.
-PREFETCH_AHEAD = 16
 
 
-class Prefetcher:
-    """Downloads the runs ingest will ask for next, a few at a time, in threads.
+class Listing:
+    """The runs at ``url`` (a store prefix, a chunked run folder or one run object),
+    streamed from a paged listing: iterating yields :class:`RemoteSource` objects while
+    later pages are still unread, so memory does not grow with the bucket.
 
-    Only ``sources`` that are stale (changed or new since the last ingest) are
-    fetched, in their order, at most PREFETCH_AHEAD ahead of the one being ingested,
-    so memory stays bounded and unchanged runs are never downloaded.
+    ``complete_prefix`` is the store prefix's URL once it has been listed to the end
+    (``--prune`` trusts only a complete listing), else None.
 
-    >>> with Prefetcher(sources) as ahead:   # doctest: +SKIP
-    ...     run, digest = sources[0].load()
+    >>> listing = Listing("s3://bucket/runs")          # doctest: +SKIP
+    >>> for source in listing: ...                     # doctest: +SKIP
+    >>> listing.complete_prefix                        # doctest: +SKIP
+    's3://bucket/runs'
     """
 
-    def __init__(self, sources: list[RemoteSource]):
+    def __init__(self, url: str, endpoint_url: str | None = None):
+        self.url, self.endpoint_url = url, endpoint_url
+        self.complete_prefix: str | None = None
+
+    def __iter__(self) -> Iterator[RemoteSource]:
+        storage = ObjectStorage(self.url, self.endpoint_url)
+        if storage.url.endswith(".json"):
+            parent_url, _, name = self.url.rstrip("/").rpartition("/")
+            parent = ObjectStorage(parent_url, self.endpoint_url)
+            try:
+                info = parent.info(name)
+            except FileNotFoundError:
+                raise BadRunLog(storage.url, "no such object") from None
+            yield RemoteSource(parent, name, "file-system", [info])
+            return
+        if storage.exists("RunLog.json"):
+            folder = [obj for obj in storage.list_folder("")
+                      if not obj.key.startswith(".") and not obj.key.endswith(".tmp")]
+            yield RemoteSource(storage, "", "chunked-fs", folder)
+            return
+        for key, layout, objects in iter_remote_sources(storage):
+            yield RemoteSource(storage, key, layout, objects)
+        self.complete_prefix = storage.url
+
+
+# Runs downloaded at once ahead of ingest: one GET at a time would make a bucket of
+# 100,000 runs take 100,000 round trips end to end.
+PREFETCH_AHEAD = 16
+# Remote sources read from a listing ahead of ingest, at most (about 0.7 KB each).
+LOOKAHEAD = 1000
+
+
+class Lookahead:
+    """Ingest's queue: pulls ``(source, layout)`` items from a (streamed) discovery a
+    little ahead of ingest and starts downloading, in threads, the remote sources
+    ``wanted`` says ingest will read (changed or new ones), at most PREFETCH_AHEAD at
+    once and LOOKAHEAD remote sources ahead: memory stays bounded however long the
+    listing is, and unchanged runs are never downloaded. Local paths (a folder is
+    listed at once) are taken as they come, so a local ingest knows its total at once.
+
+    ``total`` is the number of items once discovery has ended, None before. An error
+    raised by discovery (storage gone mid-listing) is raised after the items found
+    before it have been handed out.
+
+    >>> with Lookahead(items, wanted) as queue:    # doctest: +SKIP
+    ...     for path, layout in queue: ...
+    """
+
+    def __init__(self, items: Iterator[tuple[Any, str]], wanted: Callable[[RemoteSource], bool]):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.queue = sources
-        self.position = {id(source): i for i, source in enumerate(sources)}
-        self.futures: dict[int, Any] = {}
+        self.items = iter(items)
+        self.wanted = wanted
+        self.queue: deque[tuple[Any, str]] = deque()
+        self.pulled = self.remote = 0  # items pulled; remote sources in the queue
+        self.total: int | None = None
+        self.error: BaseException | None = None
+        self.downloading: deque[RemoteSource] = deque()
         self.pool = ThreadPoolExecutor(PREFETCH_AHEAD, thread_name_prefix="runlog-prefetch")
-        for source in sources:
-            source.prefetcher = self
 
-    def take(self, source: RemoteSource):
-        """The future of ``source``'s download (started now if need be), or None if it was
-        not expected to be stale."""
-        index = self.position.pop(id(source), None)
-        if index is None:
-            return None
-        for skipped in [i for i in self.futures if i < index]:  # found unchanged after all
-            self.futures.pop(skipped).cancel()
-        for ahead in range(index, min(index + PREFETCH_AHEAD, len(self.queue))):
-            if ahead not in self.futures and (ahead == index or id(self.queue[ahead]) in self.position):
-                self.futures[ahead] = self.pool.submit(self.queue[ahead].fetch)
-        return self.futures.pop(index)
+    def __iter__(self) -> Iterator[tuple[Any, str]]:
+        while True:
+            self._fill()
+            if not self.queue:
+                if self.error is not None:
+                    error, self.error = self.error, None
+                    raise error
+                return
+            item = self.queue.popleft()
+            if isinstance(item[0], RemoteSource):
+                self.remote -= 1
+                if self.downloading and self.downloading[0] is item[0]:
+                    self.downloading.popleft()
+            yield item
+
+    def _fill(self) -> None:
+        while (self.total is None and self.error is None and self.remote < LOOKAHEAD
+               and len(self.downloading) < PREFETCH_AHEAD):
+            try:
+                item = next(self.items)
+            except StopIteration:
+                self.total = self.pulled
+                return
+            except Exception as exc:  # noqa: BLE001 - raised in turn, after the items before it
+                self.error = exc
+                return
+            self.pulled += 1
+            self.queue.append(item)
+            source = item[0]
+            if isinstance(source, RemoteSource):
+                self.remote += 1
+                if self.wanted(source):
+                    source.download = self.pool.submit(source.fetch)
+                    self.downloading.append(source)
 
     def close(self) -> None:
-        for source in self.queue:
-            source.prefetcher = None
+        for source in self.downloading:
+            if source.download is not None:
+                source.download.cancel()
+                source.download = None
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> Prefetcher:
+    def __enter__(self) -> Lookahead:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def discover(url: str, endpoint_url: str | None = None) -> tuple[list[RemoteSource], list[str]]:
-    """The runs at ``url`` (a store prefix, a chunked run folder or one run object) and
-    the URL prefixes that were listed completely (ingest's --prune trusts those listings).
-
-    >>> sources, listed = discover("s3://bucket/runs")   # doctest: +SKIP
-    """
-    storage = ObjectStorage(url, endpoint_url)
-    if storage.url.endswith(".json"):
-        parent_url, _, name = url.rstrip("/").rpartition("/")
-        parent = ObjectStorage(parent_url, endpoint_url)
-        try:
-            info = parent.info(name)
-        except FileNotFoundError:
-            raise BadRunLog(storage.url, "no such object") from None
-        return [RemoteSource(parent, name, "file-system", [info])], []
-    if storage.exists("RunLog.json"):
-        folder = [obj for obj in storage.list_folder("")
-                  if not obj.key.startswith(".") and not obj.key.endswith(".tmp")]
-        return [RemoteSource(storage, "", "chunked-fs", folder)], []
-    sources = [RemoteSource(storage, key, layout, objects) for key, layout, objects in iter_remote_sources(storage)]
-    return sources, [storage.url]
 
 
 def remote_exists(url: str, endpoint_url: str | None = None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runlog.cli import cli
+from runlog.cli import ProgressBar, cli
 from runlog.models import run_log_json_schema
 
 from conftest import fixture_sources
@@ -60,6 +61,36 @@ def test_ingest_summary_exit_codes_and_error_lines(fixture_store, tmp_path):
         f"error: {fixture_store / 'broken.json'}: is not JSON (line 1, column 13: "
         "Expecting ',' delimiter)\n"
     )
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_counts_until_the_total_is_known_then_shows_it(monkeypatch):
+    monkeypatch.setattr(ProgressBar, "REDRAW_SECONDS", 0)
+    terminal = _Terminal()
+    with ProgressBar("ingesting", quiet=False, file=terminal) as bar:
+        for total in (None, None, 3):  # a bucket still being listed, then listed
+            bar.step(total)
+    frames = terminal.getvalue().split("\r")[1:]
+    assert [f.split(",")[0].strip() for f in frames] == [
+        "ingesting: 1 (listing...)", "ingesting: 2 (listing...)", "ingesting: 3 of 3", "ingesting: 3 of 3"]
+    assert terminal.getvalue().endswith("/s\n")
+    assert all(len(later) >= len(earlier.rstrip()) for earlier, later in zip(frames, frames[1:]))  # overwrites it
+
+
+def test_progress_is_a_bar_when_the_total_is_known_and_silent_when_quiet_or_piped():
+    terminal = _Terminal()
+    with ProgressBar("exporting", quiet=False, file=terminal) as bar:
+        for _ in range(4):
+            bar.step(4)
+    assert "exporting" in terminal.getvalue() and "100%" in terminal.getvalue()
+    for quiet, stream in ((True, _Terminal()), (False, io.StringIO())):
+        with ProgressBar("ingesting", quiet=quiet, file=stream) as bar:
+            bar.step(None)
+        assert stream.getvalue() == ""
 
 
 def test_ingest_strict_stops_with_one_line(fixture_store, tmp_path):

@@ -260,6 +260,75 @@ def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
     assert rows(tmp_path / "i.db", "SELECT count(*) FROM steps WHERE run_id = 'c1'") == [(4,)]
 
 
+def test_ingest_streams_the_listing_with_progress(tmp_path, bucket, s3env, monkeypatch):
+    """Ingest starts on the first page; the total is known once the listing has ended."""
+    from runlog import remote_store
+
+    store = f"s3://{bucket}/st"
+    seed(store, 8)
+    monkeypatch.setattr(objectstore, "LIST_PAGE_SIZE", 2)
+    monkeypatch.setattr(remote_store, "LOOKAHEAD", 2)
+    real = ObjectStorage.list_page
+    pages = []
+    monkeypatch.setattr(ObjectStorage, "list_page", lambda self, p, a: pages.append(1) or real(self, p, a))
+    seen = []
+    report = ingest([store], tmp_path / "i.db", progress=lambda done, total: seen.append((done, total, len(pages))))
+    assert (report.ingested, report.failed) == (8, 0)
+    assert seen[0] == (1, None, 1)  # one page of four listed
+    assert [done for done, _, _ in seen] == list(range(1, 9))
+    assert seen[-1][:2] == (8, 8) and max(p for _, _, p in seen) == 4
+
+
+def test_memory_stays_flat_however_long_the_listing(tmp_path, bucket, s3env, monkeypatch):
+    """A listing of 40,000 unchanged runs costs no more memory than one of 5,000.
+    The listing's pages are made up (list_objects_v2 answers, in key order) and the
+    index already knows every run, so nothing is downloaded: only the streaming counts."""
+    import hashlib
+    import tracemalloc
+
+    from runlog.remote_store import RemoteSource
+
+    def measure(n):
+        db = tmp_path / f"{n}.db"
+        ingest([], db)
+        url = f"s3://{bucket}/runs{n}"
+        storage = ObjectStorage(url)
+        listing = [objectstore.ObjectInfo(key=f"run-{i:07d}.json", size=1000 + i % 7,
+                                          tag=f'"{hashlib.md5(str(i).encode()).hexdigest()}"', content_tag=True)
+                   for i in range(n)]
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.executemany(
+                "INSERT INTO sources (path, run_id, size, mtime_ns, hash, ingested_at) VALUES (?, ?, ?, ?, '', ?)",
+                [(f"{url}/{o.key}", o.key, o.size, RemoteSource(storage, o.key, "file-system", [o]).fingerprint,
+                  "2020-01-01T00:00:00+00:00") for o in listing])
+        conn.close()
+
+        def list_page(self, prefix, args):
+            start = int(args.get("ContinuationToken") or 0)
+            page = listing[start:start + args["MaxKeys"]]
+            more = start + len(page) < n
+            return {"Contents": [{"Key": f"runs{n}/{o.key}", "Size": o.size, "ETag": o.tag} for o in page],
+                    "IsTruncated": more, "NextContinuationToken": str(start + len(page)) if more else None}
+
+        monkeypatch.setattr(ObjectStorage, "list_page", list_page)
+        monkeypatch.setattr(ObjectStorage, "read", lambda self, key: pytest.fail(f"downloaded {key}"))
+        tracemalloc.start()
+        try:
+            report = ingest([url], db, prune=True)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        del listing[:]
+        assert (report.unchanged, report.ingested, report.pruned, report.failed) == (n, 0, 0, 0)
+        return peak
+
+    measure(100)  # the first S3 client loads botocore's data: not the listing's cost
+    small, large = measure(5_000), measure(40_000)
+    # Holding the listing would add ~0.7 KB a run: 24 MB for the 35,000 more.
+    assert large - small < 2_000_000, (small, large)
+
+
 # -- faults ---------------------------------------------------------------------------
 
 
@@ -270,7 +339,9 @@ def seed(store, n, layout="file-system"):
                 track_this(v=i)
 
 
-def test_server_gone_mid_listing_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch):
+def test_server_gone_mid_listing_keeps_whole_runs_and_prunes_nothing(tmp_path, monkeypatch):
+    """Runs listed before the server went away are ingested, each whole; runs the
+    listing never reached stay in the index, even with --prune."""
     own = S3Server(tmp_path / "own")
     own.start()
     try:
@@ -278,26 +349,35 @@ def test_server_gone_mid_listing_is_a_clear_error_and_writes_nothing(tmp_path, m
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("AWS_ENDPOINT_URL", own.endpoint)
         s3client(own).create_bucket(Bucket="bkt")
-        seed("s3://bkt/s", 5)
+        seed("s3://bkt/s", 12)  # keys in order: r0 r1 r10 r11 r2 ... r9
+        db = tmp_path / "i.db"
+        assert ingest(["s3://bkt/s"], db).ingested == 12
+        for i in (0, 1):  # changed: ingest downloads these again
+            with Run.attach(f"r{i}", store="s3://bkt/s") as run:
+                with run.step("again"):
+                    track_this(v=100 + i)
+        s3client(own).delete_object(Bucket="bkt", Key="s/r9.json")  # a complete listing would prune it
         monkeypatch.setattr(objectstore, "LIST_PAGE_SIZE", 2)
         real = ObjectStorage.list_page
         calls = []
 
         def list_then_die(self, prefix, args):
             calls.append(1)
-            if len(calls) == 2:
+            if len(calls) == 4:
                 own.stop()
             return real(self, prefix, args)
 
         monkeypatch.setattr(ObjectStorage, "list_page", list_then_die)
         with pytest.raises(StorageError) as caught:
-            ingest(["s3://bkt/s"], tmp_path / "i.db")
+            ingest(["s3://bkt/s"], db, prune=True)
         message = str(caught.value)
         assert message.startswith("cannot reach s3://bkt/s (") and message.endswith(
             "is the server up? Check --endpoint-url / AWS_ENDPOINT_URL")
         assert "\n" not in message and "testing" not in message
-        assert rows(tmp_path / "i.db", "SELECT count(*) FROM runs") == [(0,)]
-        assert rows(tmp_path / "i.db", "SELECT count(*) FROM sources") == [(0,)]
+        assert rows(db, "SELECT run_id, step_name, value FROM metrics WHERE step_name = 'again' ORDER BY 1") == [
+            ("r0", "again", 100.0), ("r1", "again", 101.0)]
+        assert rows(db, "SELECT count(*) FROM runs") == [(12,)]  # r9 is still there: not listed, not pruned
+        assert rows(db, "SELECT count(*) FROM sources") == [(12,)]
     finally:
         own.stop()
 
