@@ -90,6 +90,64 @@ class S3Server:
         return self.requests()[mark:]
 
 
+class MadeUpListing:
+    """A prefix of ``n`` file-system runs that exist only as list_objects_v2 pages, to
+    measure what streaming a long listing costs without a server holding the runs.
+
+    ``index(db)`` records every run in an index as ingested already (so ingest
+    downloads nothing); ``list_page`` replaces ``ObjectStorage.list_page``. The pages
+    are made on demand: the listing itself holds no memory.
+
+    >>> listing = MadeUpListing("s3://bucket/runs", 100_000)   # doctest: +SKIP
+    >>> listing.index(db)                                           # doctest: +SKIP
+    >>> monkeypatch.setattr(ObjectStorage, "list_page", listing.list_page)  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, n: int):
+        self.url, self.n = url.rstrip("/"), n
+        self.prefix = self.url.split("://", 1)[1].partition("/")[2]
+
+    def object(self, i: int):
+        import hashlib
+
+        from runlog.objectstore import ObjectInfo
+
+        return ObjectInfo(key=f"run-{i:07d}.json", size=1000 + i % 7,
+                          tag=f'"{hashlib.md5(str(i).encode()).hexdigest()}"', content_tag=True)
+
+    def index(self, db) -> None:
+        import sqlite3
+
+        from runlog.index import ingest
+        from runlog.objectstore import ObjectStorage
+        from runlog.remote_store import RemoteSource
+
+        ingest([], db)  # the schema
+        storage = ObjectStorage(self.url)
+        conn = sqlite3.connect(db)
+        with conn:
+            for start in range(0, self.n, 10_000):
+                objects = [self.object(i) for i in range(start, min(start + 10_000, self.n))]
+                conn.executemany(
+                    "INSERT INTO sources (path, run_id, size, mtime_ns, hash, ingested_at) "
+                    "VALUES (?, ?, ?, ?, '', '2020-01-01T00:00:00+00:00')",
+                    [(storage.url_of(o.key), o.key, o.size, RemoteSource(storage, o.key, "file-system", [o]).fingerprint)
+                     for o in objects])
+        conn.close()
+
+    @property
+    def list_page(self):
+        """A stand-in for ObjectStorage.list_page (a plain function: set it on the class)."""
+        return lambda storage, prefix, args: self.page(args)
+
+    def page(self, args: dict) -> dict:
+        start = int(args.get("ContinuationToken") or 0)
+        stop = min(start + args["MaxKeys"], self.n)
+        page = [self.object(i) for i in range(start, stop)]
+        return {"Contents": [{"Key": f"{self.prefix}/{o.key}", "Size": o.size, "ETag": o.tag} for o in page],
+                "IsTruncated": stop < self.n, "NextContinuationToken": str(stop) if stop < self.n else None}
+
+
 def _serve(port: int) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple

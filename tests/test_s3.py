@@ -24,7 +24,7 @@ from runlog.errors import MissingExtra, RunlogError, StorageError  # noqa: E402
 from runlog.index import ingest  # noqa: E402
 from runlog.objectstore import ObjectStorage, is_url, redact  # noqa: E402
 
-from s3_server import TEST_ENV, S3Server  # noqa: E402
+from s3_server import TEST_ENV, MadeUpListing, S3Server  # noqa: E402
 
 RUNLOG = Path(sys.executable).with_name("runlog")
 _buckets = itertools.count()
@@ -281,45 +281,22 @@ def test_ingest_streams_the_listing_with_progress(tmp_path, bucket, s3env, monke
 
 def test_memory_stays_flat_however_long_the_listing(tmp_path, bucket, s3env, monkeypatch):
     """A listing of 40,000 unchanged runs costs no more memory than one of 5,000.
-    The listing's pages are made up (list_objects_v2 answers, in key order) and the
-    index already knows every run, so nothing is downloaded: only the streaming counts."""
-    import hashlib
+    The listing's pages are made up and the index already knows every run, so nothing
+    is downloaded: only the streaming counts."""
     import tracemalloc
 
-    from runlog.remote_store import RemoteSource
-
     def measure(n):
+        listing = MadeUpListing(f"s3://{bucket}/runs{n}", n)
         db = tmp_path / f"{n}.db"
-        ingest([], db)
-        url = f"s3://{bucket}/runs{n}"
-        storage = ObjectStorage(url)
-        listing = [objectstore.ObjectInfo(key=f"run-{i:07d}.json", size=1000 + i % 7,
-                                          tag=f'"{hashlib.md5(str(i).encode()).hexdigest()}"', content_tag=True)
-                   for i in range(n)]
-        conn = sqlite3.connect(db)
-        with conn:
-            conn.executemany(
-                "INSERT INTO sources (path, run_id, size, mtime_ns, hash, ingested_at) VALUES (?, ?, ?, ?, '', ?)",
-                [(f"{url}/{o.key}", o.key, o.size, RemoteSource(storage, o.key, "file-system", [o]).fingerprint,
-                  "2020-01-01T00:00:00+00:00") for o in listing])
-        conn.close()
-
-        def list_page(self, prefix, args):
-            start = int(args.get("ContinuationToken") or 0)
-            page = listing[start:start + args["MaxKeys"]]
-            more = start + len(page) < n
-            return {"Contents": [{"Key": f"runs{n}/{o.key}", "Size": o.size, "ETag": o.tag} for o in page],
-                    "IsTruncated": more, "NextContinuationToken": str(start + len(page)) if more else None}
-
-        monkeypatch.setattr(ObjectStorage, "list_page", list_page)
+        listing.index(db)
+        monkeypatch.setattr(ObjectStorage, "list_page", listing.list_page)
         monkeypatch.setattr(ObjectStorage, "read", lambda self, key: pytest.fail(f"downloaded {key}"))
         tracemalloc.start()
         try:
-            report = ingest([url], db, prune=True)
+            report = ingest([listing.url], db, prune=True)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        del listing[:]
         assert (report.unchanged, report.ingested, report.pruned, report.failed) == (n, 0, 0, 0)
         return peak
 
