@@ -1,15 +1,19 @@
 """Object storage through fsspec: the few operations run-log stores and ingest need.
 
-A store location is a folder or a URL (``s3://bucket/prefix``, ``gs://...``,
+A store location is a folder or a URL (``s3://bucket/prefix``, ``gs://bucket/prefix``,
 ``memory://...``: any fsspec protocol that is installed). Whole-object PUTs are
 atomic on object stores, so a reader sees the old or the new object, never a torn
 one. Read-modify-writes use conditional writes where the storage has them (S3:
-``If-None-Match: *`` to create, ``If-Match: <ETag>`` to replace); elsewhere the
-check and the write are two calls, so two writers on different hosts can race.
+``If-None-Match: *`` to create, ``If-Match: <ETag>`` to replace; GCS:
+``ifGenerationMatch=0`` to create, ``ifGenerationMatch=<generation>`` to replace);
+elsewhere the check and the write are two calls, so two writers on different hosts
+can race.
 
 Credentials come from the usual environment (AWS_ACCESS_KEY_ID, AWS_PROFILE,
-~/.aws/config...): runlog never takes, prints or stores them. URLs are shown with
-any ``user:password@`` part redacted.
+~/.aws/config...; GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default
+login...): runlog never takes, prints or stores them. With STORAGE_EMULATOR_HOST set,
+gs:// goes to that emulator without credentials, as Google's own client does. URLs
+are shown with any ``user:password@`` part redacted.
 
 >>> storage = ObjectStorage("memory://demo/store")            # doctest: +SKIP
 >>> storage.create("r1.json", b"{}")                           # doctest: +SKIP
@@ -42,6 +46,8 @@ LEASE_SECONDS = 120.0
 # How long a writer waits for a held lock before giving up with an error.
 LOCK_WAIT_SECONDS = 300.0
 _S3_PROTOCOLS = ("s3", "s3a")
+_GCS_PROTOCOLS = ("gs", "gcs")
+_GCS_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS, or run gcloud auth application-default login"
 
 
 def is_url(location: Any) -> bool:
@@ -90,11 +96,17 @@ class ObjectStorage:
         protocol = _SCHEME.match(url).group(1).lower()
         self.url = redact(url).rstrip("/")
         self.s3 = protocol in _S3_PROTOCOLS
+        self.gcs = protocol in _GCS_PROTOCOLS
         if self.s3:
             try:
                 import s3fs  # noqa: F401
             except ImportError:
                 raise MissingExtra("s3", "s3fs") from None
+        if self.gcs:
+            try:
+                import gcsfs  # noqa: F401
+            except ImportError:
+                raise MissingExtra("gs", "gcsfs") from None
         try:
             import fsspec
         except ImportError:
@@ -108,6 +120,10 @@ class ObjectStorage:
             options["use_listings_cache"] = False
         elif endpoint_url:
             raise RunlogError(f"--endpoint-url is for s3:// stores, not {self.url}")
+        if self.gcs:
+            options["use_listings_cache"] = False
+            if os.environ.get("STORAGE_EMULATOR_HOST"):
+                options["token"] = "anon"  # an emulator takes no credentials (google-cloud-storage does the same)
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **options)
         except ImportError as exc:
@@ -117,8 +133,8 @@ class ObjectStorage:
                 raise RunlogError(f"{self.url}: fsspec does not know the protocol {protocol}://") from None
             raise RunlogError(f"{self.url}: {exc}") from None
         self.root = root.rstrip("/")
-        if self.s3 and not self.root:
-            raise RunlogError(f"{self.url}: name a bucket, e.g. s3://bucket/runs")
+        if (self.s3 or self.gcs) and not self.root:
+            raise RunlogError(f"{self.url}: name a bucket, e.g. {protocol}://bucket/runs")
 
     # -- names -------------------------------------------------------------
     def path(self, key: str) -> str:
@@ -160,6 +176,12 @@ class ObjectStorage:
                 # the older ETag, so our conditional replace fails and is retried.
                 etag = self.fs.info(self.path(key), refresh=True)["ETag"]
                 return self.fs.cat_file(self.path(key)), etag
+        if self.gcs:
+            bucket, name = self._split(key)
+            with self._errors(key):
+                # One GET: the generation comes in a header of the same response as the bytes.
+                headers, data = self.fs.call("GET", "b/{}/o/{}", bucket, name, alt="media")
+                return data, headers["X-Goog-Generation"]
         data = self.read(key)
         return data, hashlib.sha256(data).hexdigest()
 
@@ -170,6 +192,8 @@ class ObjectStorage:
                 if self.s3:
                     bucket, name = self._split(key)
                     self.fs.call_s3("head_object", Bucket=bucket, Key=name)
+                elif self.gcs:
+                    self.fs.call("GET", "b/{}/o/{}", *self._split(key), json_out=True)
                 else:
                     self.fs.info(self.path(key))
             except FileNotFoundError:
@@ -197,6 +221,8 @@ class ObjectStorage:
             except (FileExistsError, _Precondition):
                 return None
             return out["ETag"]
+        if self.gcs:
+            return self._gcs_upload(key, data, "0")
         if self.exists(key):  # not atomic: documented in the README
             return None
         self.write(key, data)
@@ -212,6 +238,8 @@ class ObjectStorage:
             except (FileNotFoundError, _Precondition):
                 return None
             return out["ETag"]
+        if self.gcs:
+            return self._gcs_upload(key, data, version)
         try:
             current = self.read(key)
         except FileNotFoundError:
@@ -228,11 +256,39 @@ class ObjectStorage:
                 bucket, name = self._split(key)
                 with self._errors(key):
                     self.fs.call_s3("delete_object", Bucket=bucket, Key=name, IfMatch=version)
+            elif self.gcs and version:
+                bucket, name = self._split(key)
+                with self._errors(key):
+                    self.fs.call("DELETE", "b/{}/o/{}", bucket, name, ifGenerationMatch=version)
             else:
                 with self._errors(key):
                     self.fs.rm_file(self.path(key))
         except (FileNotFoundError, _Precondition):
             pass
+
+    def _gcs_upload(self, key: str, data: bytes, generation: str) -> str | None:
+        """One multipart upload with ``ifGenerationMatch`` (0: only if there is no object):
+        the new generation, or None when GCS answered 412 (gcsfs's FileExistsError)."""
+        import uuid
+
+        bucket, name = self._split(key)
+        boundary = uuid.uuid4().hex  # never inside the data: a fixed one could be
+        body = b"".join([
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+            json.dumps({"name": name}).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n".encode(),
+            data,
+            f"\r\n--{boundary}--".encode(),
+        ])
+        upload = self.fs.base.replace("/storage/v1/", "/upload/storage/v1/") + "b/{}/o"
+        try:
+            with self._errors(key):
+                out = self.fs.call("POST", upload, bucket, uploadType="multipart", ifGenerationMatch=generation,
+                                   headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+                                   data=body, json_out=True)
+        except (FileExistsError, _Precondition):
+            return None
+        return str(out["generation"])
 
     # -- listing -----------------------------------------------------------
     def list_folder(self, folder: str) -> list[ObjectInfo]:
@@ -250,6 +306,9 @@ class ObjectStorage:
         request per page, so memory stays flat however big the bucket is)."""
         if self.s3:
             yield from self._s3_pages(prefix)
+            return
+        if self.gcs:
+            yield from self._gcs_pages(prefix)
             return
         base = self.path(prefix)
         with self._errors(prefix):
@@ -281,10 +340,27 @@ class ObjectStorage:
             if not page.get("IsTruncated") or not token:
                 return
 
+    def _gcs_pages(self, prefix: str) -> Iterator[list[ObjectInfo]]:
+        name = self._split(prefix)[1]
+        root_key = self._split("")[1]
+        strip = len(root_key) + 1 if root_key else 0
+        args: dict[str, Any] = {"maxResults": LIST_PAGE_SIZE}
+        if name:
+            args["prefix"] = f"{name}/"
+        while True:
+            page = self.list_page(prefix, args)
+            yield [self._object_info(item["name"][strip:], item) for item in page.get("items", [])]
+            args["pageToken"] = page.get("nextPageToken")
+            if not args["pageToken"]:
+                return
+
     def list_page(self, prefix: str, args: dict[str, Any]) -> dict[str, Any]:
-        """One LIST request (a separate method so tests can fail the storage mid-listing)."""
+        """One LIST request (a separate method so tests can fail the storage mid-listing):
+        S3's list_objects_v2 arguments, or GCS's objects.list query parameters."""
         with self._errors(prefix):
             try:
+                if self.gcs:
+                    return self.fs.call("GET", "b/{}/o", self._split(prefix)[0], json_out=True, **args)
                 return self.fs.call_s3("list_objects_v2", **args)
             except FileNotFoundError:
                 raise StorageError(f"{self.url}: no such bucket: create it, or check the URL") from None
@@ -353,20 +429,31 @@ class ObjectStorage:
         except (FileNotFoundError, FileExistsError, StorageError, MissingExtra):
             raise
         except PermissionError as exc:
-            raise StorageError(f"{self.url_of(key)}: access denied ({_short(exc)}): check the credentials "
-                               "in the environment (AWS_PROFILE, AWS_ACCESS_KEY_ID...)") from None
+            raise self._denied(key, exc) from None
         except Exception as exc:  # noqa: BLE001 - every other failure of a remote call
             if _is_precondition(exc):
                 raise _Precondition() from None
             name = type(exc).__name__
+            if self.gcs and str(exc).startswith("Forbidden"):  # gcsfs's 403
+                raise self._denied(key, exc) from None
             if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError"):
                 raise StorageError(f"{self.url}: no credentials found: set AWS_ACCESS_KEY_ID and "
                                    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE") from None
+            if self.gcs and (name in ("DefaultCredentialsError", "RefreshError") or getattr(exc, "code", None) == 401):
+                # gcsfs goes on without credentials when it finds none: GCS then answers 401.
+                raise StorageError(f"{self.url}: no valid credentials ({_short(exc)}): set "
+                                   f"{_GCS_CREDENTIALS}") from None
             if isinstance(exc, (ConnectionError, TimeoutError)) or "connect" in str(exc).lower() or \
                     name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+                check = "STORAGE_EMULATOR_HOST and the network" if self.gcs else "--endpoint-url / AWS_ENDPOINT_URL"
                 raise StorageError(f"cannot reach {self.url} ({_short(exc)}): is the server up? "
-                                   "Check --endpoint-url / AWS_ENDPOINT_URL") from None
+                                   f"Check {check}") from None
             raise StorageError(f"{self.url_of(key)}: {_short(exc)}") from None
+
+    def _denied(self, key: str, exc: BaseException) -> StorageError:
+        where = _GCS_CREDENTIALS if self.gcs else "AWS_PROFILE, AWS_ACCESS_KEY_ID..."
+        return StorageError(f"{self.url_of(key)}: access denied ({_short(exc)}): check the credentials "
+                            f"in the environment ({where})")
 
 
 class _Precondition(Exception):
@@ -375,6 +462,8 @@ class _Precondition(Exception):
 
 def _is_precondition(exc: BaseException) -> bool:
     for err in (exc, exc.__cause__):
+        if getattr(err, "code", None) in (412, "412"):  # gcsfs's HttpError (it raises FileExistsError for now)
+            return True
         response = getattr(err, "response", None)
         if isinstance(response, dict):
             code = str(response.get("Error", {}).get("Code", ""))

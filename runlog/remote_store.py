@@ -12,8 +12,9 @@ methods, objects instead of files, with the same names as on disk.
 - ``locked()`` (used by ``runlog exec`` around composite-step bookkeeping) is a
   lease object ``.<run>.lock`` created with If-None-Match.
 
-Storage without conditional writes (memory://, gs:// through gcsfs) checks and
-writes in two calls: fine for one writer per run, racy for several.
+GCS (gs://) does the same with generation preconditions (``ifGenerationMatch``).
+Storage without conditional writes (memory://...) checks and writes in two calls:
+fine for one writer per run, racy for several.
 
 >>> store = RunLogStore("s3://bucket/runs", layout="chunked-fs")   # doctest: +SKIP
 >>> store.get_run("r1").status                                      # doctest: +SKIP

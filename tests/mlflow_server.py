@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from loopback import free_port
+
 MLFLOW_BIN = Path(sys.executable).with_name("mlflow")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env() -> dict[str, str]:

@@ -16,15 +16,10 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
-START_TIMEOUT_S = 60
-_REQUEST = re.compile(r'"(GET|PUT|HEAD|DELETE|POST) (\S+) HTTP/[\d.]+" (\d{3})')
+from loopback import LoopbackServer
+
 # Credentials the tests use: moto accepts any; these are not secrets.
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -34,60 +29,21 @@ TEST_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class S3Server(LoopbackServer):
+    """moto's S3 on a free loopback port; ``requests()`` reads its log."""
 
+    NAME = "s3"
+    READY_PATH = "/moto-api/"
+    REQUEST = re.compile(r'"(GET|PUT|HEAD|DELETE|POST) (\S+) HTTP/[\d.]+" (\d{3})')
 
-class S3Server:
-    """Start, stop and read the request log of the server process."""
+    def command(self) -> list[str]:
+        return [sys.executable, __file__, str(self.port)]
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log_path = self.root / "s3.log"
-        self.process: subprocess.Popen | None = None
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, **TEST_ENV)
 
-    def start(self) -> None:
-        env = dict(os.environ, **TEST_ENV)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
-        self.process = subprocess.Popen([sys.executable, __file__, str(self.port)], stdout=log, stderr=log, env=env)
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"S3 server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"S3 server did not start in {START_TIMEOUT_S}s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def requests(self) -> list[tuple[str, str, int]]:
-        """``(method, path, status)`` of every request served so far."""
-        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log_path.read_text(errors="replace"))
-        return [(m, p, int(s)) for m, p, s in _REQUEST.findall(text)]
-
-    def mark(self) -> int:
-        """How many requests so far: pass to :meth:`requests_since`."""
-        return len(self.requests())
-
-    def requests_since(self, mark: int) -> list[tuple[str, str, int]]:
-        return self.requests()[mark:]
+    def log_text(self) -> str:
+        return re.sub(r"\x1b\[[0-9;]*m", "", super().log_text())  # werkzeug colours its lines
 
 
 class MadeUpListing:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loopback import free_port
 from test_datasette import FAILED_RUN, build_index
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,12 +30,6 @@ CHROMIUM_ARGS = [
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -24,9 +20,17 @@ from runlog.errors import MissingExtra, RunlogError, StorageError  # noqa: E402
 from runlog.index import ingest  # noqa: E402
 from runlog.objectstore import ObjectStorage, is_url, redact  # noqa: E402
 
+from object_store_cases import (  # noqa: E402
+    comparable,
+    exec_cmd,
+    put_steps_from_threads,
+    record_pipeline,
+    rows,
+    run_all,
+    seed,
+)
 from s3_server import TEST_ENV, MadeUpListing, S3Server  # noqa: E402
 
-RUNLOG = Path(sys.executable).with_name("runlog")
 _buckets = itertools.count()
 
 
@@ -61,30 +65,9 @@ def s3client(server):
     return boto3.client("s3", endpoint_url=server.endpoint)
 
 
-def rows(db, sql):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def gets(requests, bucket):
     """The GetObject requests (not LIST: those carry ``?list-type``) made on ``bucket``."""
     return sorted(p for m, p, _ in requests if m == "GET" and p.startswith(f"/{bucket}/") and "?" not in p)
-
-
-def record_pipeline(store, layout):
-    """A small pipeline with a series, a parallel step with branches and a map."""
-    with Run.start(run_id=f"demo-{layout}", tag="exp", store=store, layout=layout, parameters={"lr": 0.1}) as run:
-        with run.step("train"):
-            for epoch in range(3):
-                track_this(step=epoch, loss=1 / (epoch + 1))
-        with run.parallel("par") as par:
-            for side in ("left", "right"):
-                with par.branch(side) as branch:
-                    with branch.step("score"):
-                        track_this(score=len(side))
 
 
 # -- the store ------------------------------------------------------------------
@@ -129,34 +112,11 @@ def test_a_lease_left_by_a_dead_writer_is_taken_over(bucket):
 
 def test_file_system_updates_from_many_threads_lose_nothing(bucket):
     """Read-modify-writes of one object race; If-Match makes the losers start over."""
-    from runlog.models import StepLog
-
-    store = RunLogStore(f"s3://{bucket}/fs")
-    with Run.start(run_id="busy", store=store):
-        pass
-
-    def put(n):
-        RunLogStore(f"s3://{bucket}/fs").put_step("busy", StepLog(name=f"s{n}", internal_name=f"s{n}", status="SUCCESS"))
-
-    with ThreadPoolExecutor(6) as pool:
-        list(pool.map(put, range(12)))
-    assert sorted(store.get_run("busy").steps) == sorted(["success", *(f"s{n}" for n in range(12))])
+    got, want = put_steps_from_threads(f"s3://{bucket}")
+    assert got == want
 
 
 # -- many hosts: processes writing at once, then ingest -----------------------------
-
-
-def exec_cmd(store, layout, run_id, step, value, endpoint=None):
-    cmd = [str(RUNLOG), "exec", "--store", store, "--layout", layout, "--run-id", run_id, "--step", step]
-    if endpoint:
-        cmd += ["--endpoint-url", endpoint]
-    return cmd + ["--", f"export RUNNABLE_TRACK_score={value}; export RUNNABLE_TRACK_loss_STEP_1={value / 10}"]
-
-
-def run_all(commands, cwd):
-    procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in commands]
-    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0] * len(procs), errors
 
 
 def pipelines(store, endpoint=None):
@@ -165,13 +125,6 @@ def pipelines(store, endpoint=None):
     shared = [exec_cmd(store, "file-system", "shared-run", f"par.p{i}.work", i, endpoint) for i in range(3)]
     single = [exec_cmd(store, "file-system", f"solo-{i}", "work", i, endpoint) for i in range(3)]
     return fan + shared + single
-
-
-def comparable(db):
-    steps = rows(db, "SELECT run_id, step_name, name, branch, step_type, status FROM steps ORDER BY 1, 2")
-    metrics = rows(db, "SELECT run_id, step_name, key, step, value, kind FROM metrics ORDER BY 1, 2, 3, 4")
-    runs = rows(db, "SELECT run_id, status, layout FROM runs ORDER BY 1")
-    return runs, steps, metrics
 
 
 def test_many_writers_then_incremental_ingest_matches_a_local_store(tmp_path, bucket, s3env):
@@ -307,13 +260,6 @@ def test_memory_stays_flat_however_long_the_listing(tmp_path, bucket, s3env, mon
 
 
 # -- faults ---------------------------------------------------------------------------
-
-
-def seed(store, n, layout="file-system"):
-    for i in range(n):
-        with Run.start(run_id=f"r{i}", store=store, layout=layout) as run:
-            with run.step("s"):
-                track_this(v=i)
 
 
 def test_server_gone_mid_listing_keeps_whole_runs_and_prunes_nothing(tmp_path, monkeypatch):

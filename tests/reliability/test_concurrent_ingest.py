@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.generate import Shape, generate
+from loopback import free_port
 from runlog import index
 from runlog.cli import cli as runlog_cli
 from runlog.index import ingest
@@ -141,12 +142,6 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str) -> None:
