@@ -15,17 +15,23 @@ help:
 	@echo "make bench  - run the benchmarks in bench/ (ARGS=--quick for a short run)"
 	@echo "make soak   - the long crash/fuzz variants of the reliability suite"
 
+# pip -qq: only real errors reach the screen (no notices, no build-backend chatter).
+PIP := $(BIN)/python -m pip install -qq
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "creating $(VENV) (once)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
 
 $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[all]'
-	touch $@
+	@echo "installing runlog and its extras into $(VENV)"
+	@$(PIP) -e '.[all]'
+	@touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@ $(VENV)/.core-installed
+	@echo "installing runlog and what the tests need into $(VENV)"
+	@$(PIP) -e '.[test]'
+	@touch $@ $(VENV)/.core-installed
 
 setup: $(VENV)/.core-installed
 setup-test: $(VENV)/.test-installed chromium
@@ -39,7 +45,7 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 demo: setup
-	$(BIN)/python examples/demo.py
+	@$(BIN)/python examples/demo.py
 
 test: setup-test
 	$(BIN)/python -m pytest -q
@@ -53,5 +59,6 @@ bench: setup-test
 schema: setup
 	$(BIN)/python -c 'from runlog.models import run_log_json_schema_text as t; print(t(), end="")' > schema/runlog.schema.json
 
+# What `make demo` wrote (its runs, their catalog files, the index), and test caches.
 clean:
-	rm -rf demo .pytest_cache .hypothesis
+	rm -rf .run_log_store/demo-* .catalog/demo-* runlog.db runlog.db-wal runlog.db-shm .pytest_cache .hypothesis

@@ -1,7 +1,11 @@
-"""`make demo`: record the example pipelines, index them with the fixtures, and show them.
+"""`make demo`: record the example pipelines, index them with real run logs, and show them.
 
-Everything goes under demo/ in the repo (ignored by git) and is rebuilt on every
-run, so running the demo twice gives the same result.
+The demo writes where every runlog command looks by default, in the repo's root
+(all ignored by git): its runs (ids ``demo-*``) into ``.run_log_store``, their
+catalog files into ``.catalog``, and the index ``runlog.db``. It replaces its own
+runs and rebuilds the index on every run, so running it twice gives the same
+output (times apart), and afterwards `runlog runs`, `runlog show demo-steps` or
+`runlog serve` work as typed, with no options.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "demo"
-STORE = DEMO / ".run_log_store"
-DB = DEMO / "runlog.db"
-FIXTURES = REPO.parent / "shared" / "fixtures" / "runnable"
+STORE = REPO / ".run_log_store"  # the default store
+CATALOG = REPO / ".catalog"  # where runs of that store keep their catalog files
+DB = REPO / "runlog.db"  # the default index
+REAL_LOGS = REPO / "examples" / "real-logs"
 BIN = Path(sys.executable).parent
 RUNLOG = str(BIN / "runlog")
 
@@ -29,17 +33,21 @@ PIPELINES = [
 ]
 
 
+# The demo's commands must not pick up a user's own defaults.
+ENV = {k: v for k, v in os.environ.items() if k not in ("RUNLOG_DB", "RUNLOG_STORE", "RUNLOG_LAYOUT")}
+
+
 def heading(text: str) -> None:
     print(f"\n== {text} ==")
 
 
-def show(*args: str, check: bool = True) -> None:
-    """Print a runlog command as a user would type it, then run it."""
+def show(*args: str) -> None:
+    """Print a runlog command as a user would type it in the repo's root, then run it."""
     shown = " ".join(shlex.quote(_short(a)) for a in ("runlog", *args))
     print(f"\n$ {shown}")
     sys.stdout.flush()
-    done = subprocess.run([RUNLOG, *args], cwd=REPO)
-    if check and done.returncode not in (0, 1):
+    done = subprocess.run([RUNLOG, *args], cwd=REPO, env=ENV)
+    if done.returncode not in (0, 1):
         sys.exit(f"demo: `{shown}` failed with exit code {done.returncode}")
 
 
@@ -47,30 +55,36 @@ def _short(arg: str) -> str:
     return os.path.relpath(arg, REPO) if arg.startswith("/") else arg
 
 
+def clear_previous_demo() -> None:
+    """Remove what an earlier demo wrote: its runs, their catalog files, the index."""
+    for folder in (STORE, CATALOG):
+        for entry in folder.glob("demo-*") if folder.is_dir() else ():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{DB}{suffix}").unlink(missing_ok=True)
+
+
 def record_examples() -> None:
-    heading("Recording the example pipelines")
-    env = dict(os.environ, RUNLOG=RUNLOG, PYTHON=sys.executable, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    for script, args in PIPELINES:
-        done = subprocess.run([sys.executable, script, str(STORE), *args], cwd=REPO, env=env, capture_output=True, text=True)
-        status = "ok" if done.returncode == 0 else f"FAILED ({done.returncode})"
-        print(f"  {script:<40} {status}")
+    heading(f"Recording the example pipelines into {_short(str(STORE))}")
+    env = dict(ENV, RUNLOG=RUNLOG, PYTHON=sys.executable, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    commands = [[sys.executable, script, str(STORE), *args] for script, args in PIPELINES]
+    commands.append(["bash", "examples/experiment_tracking_env.sh", str(STORE), "demo-env"])
+    for command in commands:
+        script = command[1]
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        print(f"  {script:<40} {'ok' if done.returncode == 0 else f'FAILED ({done.returncode})'}")
         if done.returncode != 0:
             sys.exit(done.stderr)
-    done = subprocess.run(
-        ["bash", "examples/experiment_tracking_env.sh", str(STORE), "demo-env"],
-        cwd=REPO, env=env, capture_output=True, text=True,
-    )
-    print(f"  {'examples/experiment_tracking_env.sh':<40} {'ok' if done.returncode == 0 else 'FAILED'}")
-    if done.returncode != 0:
-        sys.exit(done.stderr)
 
 
 def summarise_store() -> None:
     from runlog import RunLogStore
 
-    heading(f"Runs in {STORE.relative_to(REPO)}")
+    heading(f"The demo's runs, read back from {_short(str(STORE))}")
     store = RunLogStore(STORE)
     for info in store.list_runs():
+        if not info.run_id.startswith("demo-"):
+            continue
         run = store.get_run(info.run_id)
         print(f"\n  {info.run_id}  [{run.status}]  tag={run.tag or '-'}  layout={info.layout}  steps={sum(1 for _ in run.iter_steps())}")
         _print_steps(run.steps, depth=2)
@@ -97,31 +111,32 @@ def _brief(value) -> str:
 
 
 def index_and_query() -> None:
-    heading("Indexing the demo runs and the real runnable/magnus fixtures into SQLite")
-    args = ["ingest", str(STORE)]
-    if FIXTURES.is_dir():
-        args += [str(p) for p in sorted(FIXTURES.iterdir())]
-    show(*args, "--db", str(DB), "--quiet")
-    show("runs", "--db", str(DB), "--metric", "loss", "--metric", "answer")
-    show("metrics", "demo-steps", "--key", "loss", "--db", str(DB))
+    heading("Indexing them, with real runnable/magnus run logs, into SQLite")
+    real = [str(p) for p in sorted(REAL_LOGS.iterdir()) if p.is_dir()]
+    show("ingest", str(STORE), *real, "--quiet")
+    heading("Asking the index")
+    show("runs", "--metric", "loss", "--metric", "answer")
+    show("metrics", "demo-steps", "--key", "loss")
+    show("query", "--named", "failed_steps")
     show(
         "query",
         "select run_id, step_name, key, step, value from metrics where key = :key order by value limit 5",
-        "-p", "key", "loss", "--db", str(DB),
+        "-p", "key", "loss",
     )
 
 
 def main() -> None:
-    if DEMO.exists():
-        shutil.rmtree(DEMO)
-    DEMO.mkdir()
+    clear_previous_demo()
     record_examples()
     summarise_store()
     index_and_query()
     heading("Next")
-    print(f"  Browse the runs, with charts:  runlog serve --db {DB.relative_to(REPO)}   (then open http://127.0.0.1:8001)")
-    print(f"  Export them to MLflow:        runlog export mlflow --all --db {DB.relative_to(REPO)} --tracking-uri http://127.0.0.1:5000")
-    print("  (with .venv/bin on your PATH, or prefix the commands with .venv/bin/)")
+    print("  Put runlog on your PATH:        source .venv/bin/activate")
+    print("  Then, in this folder:")
+    print("    runlog runs                      every run in runlog.db (the default index)")
+    print("    runlog show demo-parallel        one run: its steps, branches and metrics")
+    print("    runlog serve                     browse them, with charts, at http://127.0.0.1:8001")
+    print("    runlog export mlflow --all --dry-run   what an export to MLflow would send")
 
 
 if __name__ == "__main__":

@@ -74,15 +74,22 @@ def endpoint_option(func):
     )(func)
 
 
+def click_error(exc: RunlogError) -> click.ClickException:
+    """runlog's error as a one-line click error with the exit code it asks for (1 or 2)."""
+    error = click.ClickException(one_line(str(exc)))
+    error.exit_code = exc.exit_code
+    return error
+
+
 def friendly_errors(func):
-    """Turn runlog's own errors into one-line click errors (exit 1), never a traceback."""
+    """Turn runlog's own errors into one-line click errors, never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except RunlogError as exc:
-            raise click.ClickException(one_line(str(exc))) from None
+            raise click_error(exc) from None
 
     return wrapper
 
@@ -196,7 +203,7 @@ def exec_command(run_id, step_name, tag, store, layout, endpoint_url, command):
         code = exec_step(run_id, step_name, list(command), tag=tag, store=store, layout=layout,
                          endpoint_url=endpoint_url)
     except RunlogError as exc:
-        raise click.ClickException(one_line(str(exc))) from None
+        raise click_error(exc) from None
     sys.exit(code)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import flatten
-from .errors import RunlogError
+from .errors import NoIndex, RunlogError, UsageProblem
 
 
 def _import_sqlite_utils():
@@ -280,7 +280,7 @@ def open_db(path: str | os.PathLike, readonly: bool = False) -> sqlite_utils.Dat
 
 def _open_readonly(path: Path) -> sqlite_utils.Database:
     if not path.is_file():
-        raise RunlogError(f"no index at {path}: run `runlog ingest --db {path}` first")
+        raise NoIndex(path)
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                                check_same_thread=False)
@@ -292,7 +292,8 @@ def _open_readonly(path: Path) -> sqlite_utils.Database:
     if version > SCHEMA_VERSION:
         raise RunlogError(f"index {path} has schema version {version}, newer than this runlog ({SCHEMA_VERSION}): upgrade runlog")
     if version == 0:
-        raise RunlogError(f"{path} is not a runlog index: run `runlog ingest --db {path}` first")
+        raise UsageProblem(f"{path} is not a runlog index (it has no runlog tables): point --db at an index "
+                           "that `runlog ingest` built")
     db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
     db.refusals = []
     conn.set_authorizer(_read_only_authorizer(db.refusals))

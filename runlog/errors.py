@@ -2,7 +2,27 @@
 
 
 class RunlogError(Exception):
-    """Base class: a problem a user can fix, with a message that says how."""
+    """Base class: a problem a user can fix, with a message that says how.
+
+    ``exit_code`` is what the CLI exits with: 1 when some input failed, 2 for a
+    usage error (an option or name that points at nothing)."""
+
+    exit_code = 1
+
+
+class UsageProblem(RunlogError):
+    """What the user asked for points at nothing (exit code 2)."""
+
+    exit_code = 2
+
+
+class NoIndex(UsageProblem):
+    """The index file a read command was pointed at does not exist, or is not an index."""
+
+    def __init__(self, path, why: str = "no index at"):
+        self.path = str(path)
+        super().__init__(f"{why} {path}: build it with `runlog ingest STORE --db {path}` "
+                         "(STORE: a run-log folder such as .run_log_store, or a URL)")
 
 
 class InvalidName(RunlogError, ValueError):

@@ -40,7 +40,7 @@ from .db import (  # noqa: F401  (open_db and the schema are also reached throug
     schema_sql,
     sqlite_utils,
 )
-from .errors import BadRunLog, RunlogError
+from .errors import BadRunLog, RunlogError, UsageProblem
 from .objectstore import is_url
 from .remote_store import Listing, Lookahead, RemoteSource, remote_exists
 from .store import RunLogStore, read_run_file, read_run_folder, regular_file_stat
@@ -104,9 +104,14 @@ def ingest(
     >>> ingest([".run_log_store"], "runlog.db", prune=True).summary()  # doctest: +SKIP
     '5 runs ingested, 0 unchanged, 0 failed, 0 pruned; 120 metric points written'
     """
+    paths = list(paths)
+    missing = [str(p) for p in paths if not is_url(p) and not os.path.lexists(p)]
+    if missing and len(missing) == len(paths):  # never leave an empty index behind
+        raise UsageProblem(f"nothing to ingest: {', '.join(missing)} does not exist (give a store folder, "
+                           "a run-log file, a chunked run folder or a URL)")
     db = open_db(db_path)
     try:
-        return _Ingest(db, strict, progress, endpoint_url).run(list(paths), prune)
+        return _Ingest(db, strict, progress, endpoint_url).run(paths, prune)
     except sqlite3.OperationalError as exc:  # e.g. locked by another writer for longer than the busy timeout
         hint = ": another process is writing it; try again when it is done" if "locked" in str(exc) else ""
         raise RunlogError(f"cannot write index {db_path}: {exc}{hint}") from None

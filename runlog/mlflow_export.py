@@ -259,13 +259,10 @@ class RunPlan:
 
 
 def connect_index(db_path: str | os.PathLike) -> sqlite3.Connection:
-    """A read-only connection to the index; a missing file is an :class:`ExportError`."""
+    """A read-only connection to the index; a missing file is :class:`~runlog.errors.NoIndex`."""
     from .db import open_db
 
-    try:
-        conn = open_db(db_path, readonly=True).conn
-    except RunlogError as exc:
-        raise ExportError(str(exc)) from None
+    conn = open_db(db_path, readonly=True).conn  # a missing index is NoIndex (a usage error)
     conn.row_factory = sqlite3.Row
     return conn
 

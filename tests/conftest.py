@@ -12,7 +12,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures" / "runnable"
+FIXTURES = REPO / "examples" / "real-logs"  # real runnable/magnus run logs (see its README)
 
 
 def pytest_addoption(parser):
@@ -45,16 +45,14 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """The real run logs of runnable/magnus in ../shared/fixtures/runnable."""
-    if not FIXTURES.is_dir():
-        pytest.fail(f"fixtures not found at {FIXTURES}: the repo must sit next to shared/")
+    """The real run logs of runnable/magnus in examples/real-logs."""
     return FIXTURES
 
 
 def fixture_sources() -> list[Path]:
     """Every run (a .json file or a chunked run folder) among the fixtures."""
     found = []
-    for layout_dir in sorted(FIXTURES.iterdir()):
+    for layout_dir in sorted(p for p in FIXTURES.iterdir() if p.is_dir()):
         for entry in sorted(layout_dir.iterdir()):
             if entry.suffix == ".json" or (entry / "RunLog.json").is_file():
                 found.append(entry)
