@@ -28,9 +28,9 @@ from typing import Any
 from bench import mlflow_side
 from bench.common import age, table, timed, verdict
 from bench.generate import FORMATS, Shape, generate, make_run, write_run
-from runlog import flatten
-from runlog.index import _TABLE_COLUMNS, ingest, open_db
-from runlog.store import RunLogStore, read_run_file, read_run_folder
+from runlog.index import flatten
+from runlog.index.ingester import _TABLE_COLUMNS, ingest, open_db
+from runlog.store.local import RunLogStore, read_run_file, read_run_folder
 
 # The series MLflow holds for every run (history and leaderboard), and the two runs compared.
 HISTORY_STEP, KEY = "step1", "key_1"

@@ -16,8 +16,8 @@ from typing import Any
 from bench import mlflow_side
 from bench.bench_ingest import HISTORY_STEP, KEY
 from bench.common import median_ms, table, verdict
-from runlog import queries
-from runlog.index import open_db
+from runlog.index import queries
+from runlog.index.ingester import open_db
 
 
 def run(db_path: Path, loaded: mlflow_side.Loaded, mlflow_db: Path, repeat: int = 20) -> tuple[dict[str, Any], str]:

@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from s3_server import TEST_ENV, MadeUpListing, S3Server  # noqa: E402
 
-from runlog.index import ingest  # noqa: E402
-from runlog.objectstore import ObjectStorage  # noqa: E402
-from runlog.remote_store import iter_remote_sources  # noqa: E402
+from runlog.index.ingester import ingest  # noqa: E402
+from runlog.store.objects.base import ObjectStorage  # noqa: E402
+from runlog.store.remote import iter_remote_sources  # noqa: E402
 from runlog.models import RunLog, StepAttempt, StepLog  # noqa: E402
 
 

@@ -135,10 +135,10 @@ def mlflow_server(request, tmp_path_factory) -> MlflowServer:
 
 def build_index(store: Path, db_path: Path) -> Path:
     """Index every run of ``store`` into ``db_path``: through ``runlog.index.ingest``
-    when it exists, else rows per the index contract (runlog.flatten), so the export
+    when it exists, else rows per the index contract (runlog.index.flatten), so the export
     tests do not wait for the index module."""
     try:
-        from runlog.index import ingest
+        from runlog.index.ingester import ingest
     except ImportError:
         ingest = None
     if ingest is not None:
@@ -147,8 +147,8 @@ def build_index(store: Path, db_path: Path) -> Path:
         return db_path
     import sqlite_utils
 
-    from runlog import flatten as f
-    from runlog.store import RunLogStore, read_run_file, read_run_folder
+    from runlog.index import flatten as f
+    from runlog.store.local import RunLogStore, read_run_file, read_run_folder
 
     db = sqlite_utils.Database(db_path)
     tables = (

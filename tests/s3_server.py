@@ -66,7 +66,7 @@ class MadeUpListing:
     def object(self, i: int):
         import hashlib
 
-        from runlog.objectstore import ObjectInfo
+        from runlog.store.objects.base import ObjectInfo
 
         return ObjectInfo(key=f"run-{i:07d}.json", size=1000 + i % 7,
                           tag=f'"{hashlib.md5(str(i).encode()).hexdigest()}"', content_tag=True)
@@ -74,9 +74,9 @@ class MadeUpListing:
     def index(self, db) -> None:
         import sqlite3
 
-        from runlog.index import ingest
-        from runlog.objectstore import ObjectStorage
-        from runlog.remote_store import RemoteSource
+        from runlog.index.ingester import ingest
+        from runlog.store.objects.base import ObjectStorage
+        from runlog.store.remote import RemoteSource
 
         ingest([], db)  # the schema
         storage = ObjectStorage(self.url)

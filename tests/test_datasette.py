@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from runlog.cli import cli
-from runlog.datasette_plugin import step_tree, svg_chart
+from runlog.web.plugin import step_tree, svg_chart
 from runlog.errors import RunlogError
-from runlog.index import ingest
-from runlog.serve import make_datasette, table_metadata
+from runlog.index.ingester import ingest
+from runlog.web.serve import make_datasette, table_metadata
 
 FAILED_RUN = "case2-diverged"
 
@@ -93,7 +93,7 @@ def test_plugin_is_installed(ds):
 
 def test_entry_point_registers_the_module():
     (entry,) = [e for e in importlib.metadata.entry_points(group="datasette") if e.name == "runlog"]
-    assert entry.value == "runlog.datasette_plugin"
+    assert entry.value == "runlog.web.plugin"
 
 
 def test_plain_datasette_gets_the_same_features(index_path):
@@ -157,7 +157,7 @@ def run_query(ds, name, **params):
 
 
 def test_stored_queries_are_the_named_queries(ds):
-    from runlog.queries import NAMED_QUERIES
+    from runlog.index.queries import NAMED_QUERIES
 
     listed = {q["name"]: q for q in fetch(ds, "/runlog.json").json()["queries"]}
     assert list(listed) == list(NAMED_QUERIES)
@@ -353,9 +353,11 @@ def test_runs_ingested_while_serving_show_up(ds, index_path, fixture_store, tmp_
 @pytest.mark.parametrize(
     "setup, message",
     [
-        ("missing", "no index at {path}: run `runlog ingest --db {path}` first"),
+        ("missing", "no index at {path}: build it with `runlog ingest STORE --db {path}` "
+                    "(STORE: a run-log folder such as .run_log_store, or a URL)"),
         ("not-sqlite", "cannot open index {path}: file is not a database"),
-        ("other-sqlite", "{path} is not a runlog index: run `runlog ingest --db {path}` first"),
+        ("other-sqlite", "{path} is not a runlog index (it has no runlog tables): point --db at an index "
+                         "that `runlog ingest` built"),
     ],
 )
 def test_serve_refuses_what_is_not_an_index(tmp_path, setup, message):
@@ -369,7 +371,7 @@ def test_serve_refuses_what_is_not_an_index(tmp_path, setup, message):
         make_datasette(path)
     assert str(info.value) == message
     result = CliRunner().invoke(cli, ["serve", "--db", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == (1 if setup == "not-sqlite" else 2)  # 2: --db points at no index
     assert result.output == f"Error: {message}\n"
     assert "Traceback" not in result.output
 

@@ -1,4 +1,4 @@
-"""runlog.flatten: a RunLog -> index rows, as pure functions."""
+"""runlog.index.flatten: a RunLog -> index rows, as pure functions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from runlog.flatten import (
+from runlog.index.flatten import (
     METRIC_COLUMNS,
     RUN_COLUMNS,
     classify,

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from runlog import Run, RunLogStore, track_this
-from runlog import objectstore
+from runlog.store.objects import base as objectstore
 from runlog.cli import cli
 from runlog.errors import MissingExtra
-from runlog.index import ingest
-from runlog.objectstore import ObjectStorage
+from runlog.index.ingester import ingest
+from runlog.store.objects.base import ObjectStorage
 
 from gcs_server import GCSServer
 from object_store_cases import (

@@ -1,4 +1,4 @@
-"""runlog.index: the schema, and ingest of every fixture format into exact rows."""
+"""runlog.index.ingester: the schema, and ingest of every fixture format into exact rows."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runlog import flatten
+from runlog.index import flatten
 from runlog.errors import BadRunLog, RunlogError
-from runlog.index import SCHEMA_VERSION, ensure_schema, ingest, open_db, schema_sql
+from runlog.index.ingester import SCHEMA_VERSION, ensure_schema, ingest, open_db, schema_sql
 
 REPO = Path(__file__).resolve().parent.parent
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
@@ -105,8 +105,9 @@ def test_newer_schema_is_refused(tmp_path):
 
 
 def test_readonly_open_of_missing_or_foreign_file(tmp_path):
-    with pytest.raises(RunlogError, match=r"no index at .*nothing.db: run `runlog ingest"):
+    with pytest.raises(RunlogError, match=r"no index at .*nothing.db: build it with `runlog ingest STORE --db .*nothing.db`"):
         open_db(tmp_path / "nothing.db", readonly=True)
+    assert not (tmp_path / "nothing.db").exists()
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(RunlogError, match="is not a runlog index"):
         open_db(tmp_path / "other.db", readonly=True)
@@ -470,7 +471,7 @@ def test_readonly_database_refuses_writes(indexed):
 @pytest.mark.parametrize("layout", ["file-system", "chunked-fs"])
 def test_runs_written_by_the_store_keep_non_finite_metrics(tmp_path, layout):
     from runlog.models import RunLog
-    from runlog.store import RunLogStore
+    from runlog.store.local import RunLogStore
 
     run = RunLog.model_validate({"run_id": "r1", "steps": {"s": {
         "name": "s", "internal_name": "s", "user_defined_metrics": {"up": float("inf"), "odd": float("nan")}}}})

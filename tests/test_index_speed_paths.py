@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import sqlite3
 
-from runlog import queries
-from runlog.index import BULK_INDEXES, PAGE_SIZE, fill_latest, ingest, open_db
+from runlog.index import queries
+from runlog.index.ingester import BULK_INDEXES, PAGE_SIZE, fill_latest, ingest, open_db
 
 # The leaderboard as first written: rank every numeric point of the key within its run.
 REFERENCE_LEADERBOARD = """WITH latest AS (

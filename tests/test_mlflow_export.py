@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from conftest import fenced_blocks
 from mlflow_server import REPO_ROOT, FlakyProxy, build_index, free_port, mlflow_server  # noqa: F401  (fixture)
 from runlog.cli import cli
-from runlog.mlflow_client import BATCH_BYTES, batches
-from runlog.mlflow_export import Mapper, MetricPoint, mlflow_key, plan_run
+from runlog.mlflow.client import BATCH_BYTES, batches
+from runlog.mlflow.export import Mapper, MetricPoint, mlflow_key, plan_run
 from runlog.models import RunLog
-from runlog.store import RunLogStore
+from runlog.store.local import RunLogStore
 
 mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
 from mlflow import MlflowClient  # noqa: E402

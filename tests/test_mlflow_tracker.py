@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from mlflow_server import build_index, free_port, mlflow_server  # noqa: F401  (fixture)
-from runlog import tracking
+from runlog.record import tracking
 from runlog.cli import cli
-from runlog.run import Run
-from runlog.tracking import get_experiment_tracker_context, track_this
+from runlog.record.run import Run
+from runlog.record.tracking import get_experiment_tracker_context, track_this
 
 mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
 from mlflow import MlflowClient  # noqa: E402

@@ -108,9 +108,20 @@ def test_ingest_defaults_to_run_log_store_and_runlog_db_env(fixture_store, tmp_p
     result = invoke("ingest", env={"RUNLOG_DB": str(tmp_path / "env.db")})
     assert result.exit_code == 0
     assert count_runs(tmp_path / "env.db") == 6
-    missing = invoke("ingest", tmp_path / "nope", "--db", tmp_path / "env.db")
+    missing = invoke("ingest", tmp_path / "nope", ".run_log_store", "--db", tmp_path / "env.db")
     assert missing.exit_code == 1
     assert missing.stderr == f"error: {tmp_path / 'nope'}: no such file or folder\n"
+
+
+def test_ingest_of_nothing_that_exists_creates_no_index(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("ingest", env={"RUNLOG_DB": None})
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: nothing to ingest: .run_log_store does not exist (give a store folder, a run-log file, "
+        "a chunked run folder or a URL)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ingest_prune(fixture_store, tmp_path):
@@ -196,11 +207,20 @@ def test_query_usage_errors(db):
     assert invoke("query", "SELECT 1", "--named", "leaderboard", "--db", db).exit_code == 2
 
 
-def test_query_without_an_index(tmp_path):
-    result = invoke("query", "SELECT 1", "--db", tmp_path / "none.db")
-    assert result.exit_code == 1
-    assert result.stderr == f"Error: no index at {tmp_path / 'none.db'}: run `runlog ingest --db {tmp_path / 'none.db'}` first\n"
-    assert not (tmp_path / "none.db").exists()
+@pytest.mark.parametrize("command", [
+    ["query", "SELECT 1"], ["query", "--named", "failed_steps"], ["runs"], ["show", "r1"], ["metrics", "r1"],
+    ["compare", "r1", "r2"], ["serve"], ["export", "mlflow", "--all", "--dry-run"],
+    ["export", "mlflow", "--all", "--tracking-uri", "http://127.0.0.1:9"],
+], ids=lambda c: " ".join(c[:2]))
+def test_read_commands_never_create_an_index(tmp_path, command):
+    path = tmp_path / "none.db"
+    result = invoke(*command, "--db", path)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: no index at {path}: build it with `runlog ingest STORE --db {path}` "
+        "(STORE: a run-log folder such as .run_log_store, or a URL)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_delete_is_refused_and_the_table_is_unchanged(db):

@@ -14,11 +14,11 @@ pytest.importorskip("moto.server", reason="the S3 tests need moto[server]: pip i
 pytest.importorskip("s3fs", reason="the S3 tests need s3fs: pip install -e '.[test]'")
 
 from runlog import Run, RunLogStore, track_this  # noqa: E402
-from runlog import objectstore  # noqa: E402
+from runlog.store.objects import base as objectstore  # noqa: E402
 from runlog.cli import cli  # noqa: E402
 from runlog.errors import MissingExtra, RunlogError, StorageError  # noqa: E402
-from runlog.index import ingest  # noqa: E402
-from runlog.objectstore import ObjectStorage, is_url, redact  # noqa: E402
+from runlog.index.ingester import ingest  # noqa: E402
+from runlog.store.objects.base import ObjectStorage, is_url, redact  # noqa: E402
 
 from object_store_cases import (  # noqa: E402
     comparable,
@@ -186,7 +186,7 @@ def test_cli_ingest_and_exec_take_urls_and_endpoint(tmp_path, bucket, s3env, mon
 def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
     """Sources come out while later pages are still unread; chunked folders that span
     page boundaries stay whole."""
-    from runlog.remote_store import iter_remote_sources
+    from runlog.store.remote import iter_remote_sources
 
     store = f"s3://{bucket}/p"
     seed(store, 3)
@@ -215,7 +215,7 @@ def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
 
 def test_ingest_streams_the_listing_with_progress(tmp_path, bucket, s3env, monkeypatch):
     """Ingest starts on the first page; the total is known once the listing has ended."""
-    from runlog import remote_store
+    from runlog.store import remote as remote_store
 
     store = f"s3://{bucket}/st"
     seed(store, 8)
@@ -306,7 +306,7 @@ def test_server_gone_mid_listing_keeps_whole_runs_and_prunes_nothing(tmp_path, m
 
 
 def test_server_gone_while_downloading_stops_ingest_with_whole_runs_only(tmp_path, monkeypatch):
-    from runlog import remote_store
+    from runlog.store import remote as remote_store
 
     own = S3Server(tmp_path / "own")
     own.start()

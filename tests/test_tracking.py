@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from runlog import Run, RunLogStore, get_experiment_tracker_context, track_this
 from runlog.errors import RunlogError
-from runlog.tracking import env_metrics, parse_env_value
+from runlog.record.tracking import env_metrics, parse_env_value
 
 
 class Eggs(BaseModel):
@@ -105,7 +105,7 @@ def test_bad_step_is_refused(step):
 
 def test_default_tracker_context_is_a_null_context(monkeypatch):
     monkeypatch.delenv("RUNLOG_EXPERIMENT_TRACKER", raising=False)
-    import runlog.tracking as tracking
+    import runlog.record.tracking as tracking
 
     tracking.select_tracker()
     with get_experiment_tracker_context() as client:
@@ -113,7 +113,7 @@ def test_default_tracker_context_is_a_null_context(monkeypatch):
 
 
 def test_unknown_tracker_is_a_clear_error(monkeypatch):
-    import runlog.tracking as tracking
+    import runlog.record.tracking as tracking
 
     with pytest.raises(RunlogError, match="unknown experiment tracker 'wandb'"):
         tracking.select_tracker("wandb")

@@ -22,9 +22,9 @@ from click.testing import CliRunner
 
 from bench.generate import Shape, generate
 from loopback import free_port
-from runlog import index
+from runlog.index import ingester as index
 from runlog.cli import cli as runlog_cli
-from runlog.index import ingest
+from runlog.index.ingester import ingest
 
 from .helpers import cli, per_run_counts
 

@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .errors import BadRunLog, InvalidName, RunlogError, RunNotFound
-from .models import BranchLog, RunLog, StepLog
-from .output import one_line
+from ..errors import BadRunLog, InvalidName, RunlogError, RunNotFound
+from ..models import BranchLog, RunLog, StepLog
+from ..output import one_line
 
 Layout = Literal["file-system", "chunked-fs"]
 LAYOUTS: tuple[str, ...] = ("file-system", "chunked-fs")
@@ -333,10 +333,10 @@ class RunLogStore:
 
     def __new__(cls, root: str | os.PathLike = DEFAULT_STORE, layout: Layout = "file-system",
                 endpoint_url: str | None = None):
-        from .objectstore import is_url
+        from .objects.base import is_url
 
         if cls is RunLogStore and is_url(root):
-            from .remote_store import RemoteRunLogStore
+            from .remote import RemoteRunLogStore
 
             return super().__new__(RemoteRunLogStore)
         return super().__new__(cls)

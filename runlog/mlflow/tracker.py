@@ -25,10 +25,10 @@ import warnings
 from collections.abc import Iterator
 from typing import Any, ContextManager
 
-from . import tracking
-from .mlflow_client import TAG_RUN_ID, Experiments, configure_http, describe, find_run, require_mlflow, send
-from .mlflow_export import Mapper, MetricPoint, experiment_name, mlflow_status
-from .flatten import value_points
+from ..record import tracking
+from .client import TAG_RUN_ID, Experiments, configure_http, describe, find_run, require_mlflow, send
+from .export import Mapper, MetricPoint, experiment_name, mlflow_status
+from ..index.flatten import value_points
 
 
 def _current_step_name() -> str:

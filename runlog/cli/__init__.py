@@ -14,10 +14,10 @@ import time
 
 import click
 
-from . import __version__
-from .errors import RunlogError
-from .output import FORMATS, one_line, render
-from .store import DEFAULT_STORE, LAYOUTS
+from .. import __version__
+from ..errors import RunlogError
+from ..output import FORMATS, one_line, render
+from ..store.local import DEFAULT_STORE, LAYOUTS
 
 
 def default_db() -> str:
@@ -101,7 +101,7 @@ def echo_rows(rows, fmt: str, columns=None) -> None:
 @contextlib.contextmanager
 def read_index(db_path):
     """The index opened read-only for the length of a command."""
-    from .db import open_db
+    from ..index.db import open_db
 
     db = open_db(db_path, readonly=True)
     try:
@@ -197,7 +197,7 @@ def exec_command(run_id, step_name, tag, store, layout, endpoint_url, command):
         runlog exec --run-id r1 --step train -- python train.py --lr 0.1
         runlog exec --run-id r1 --step report -- 'export RUNNABLE_TRACK_score=0.9'
     """
-    from .execute import exec_step
+    from ..record.execute import exec_step
 
     try:
         code = exec_step(run_id, step_name, list(command), tag=tag, store=store, layout=layout,
@@ -220,7 +220,7 @@ def serve_command(db_path, host, port, open_browser):
     Example:
         runlog serve --db runlog.db --port 8001 --open
     """
-    from .serve import serve
+    from ..web.serve import serve
 
     def ready(url):
         click.echo(f"Serving {db_path} read-only at {url} (Ctrl-C to stop)", err=True)
@@ -266,7 +266,7 @@ def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experime
         runlog export mlflow --all --tracking-uri http://127.0.0.1:5000
         runlog export mlflow blazing-colden-0544 --dry-run
     """
-    from .mlflow_export import export_runs
+    from ..mlflow.export import export_runs
 
     if not (run_ids or tag is not None or status or all_runs):
         raise click.UsageError("name the runs to export, or select them with --tag, --status or --all")
@@ -319,7 +319,7 @@ def ingest_command(paths, db_path, prune, strict, quiet, endpoint_url):
         runlog ingest .run_log_store --db runlog.db --prune
         runlog ingest s3://team-runs/prod --endpoint-url http://127.0.0.1:9000
     """
-    from .index import ingest
+    from ..index.ingester import ingest
 
     with ProgressBar("ingesting", quiet) as bar:
         report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict,
@@ -357,7 +357,7 @@ def query_command(sql, named, list_named, params, fmt, db_path):
         runlog query "select run_id, status from runs where tag = :tag" -p tag exp-a
         runlog query --named leaderboard -p key accuracy
     """
-    from .queries import NAMED_QUERIES, run_named, run_sql
+    from ..index.queries import NAMED_QUERIES, run_named, run_sql
 
     if list_named:
         echo_rows([{"name": n, "params": " ".join(q.params), "title": q.title, "description": q.description}
@@ -384,7 +384,7 @@ def runs_command(tag, status, metrics, fmt, db_path):
     Example:
         runlog runs --tag exp-a --metric accuracy --metric loss
     """
-    from .queries import list_runs
+    from ..index.queries import list_runs
 
     with read_index(db_path) as db:
         columns, rows = list_runs(db, tag=tag, status=status, metrics=metrics)
@@ -405,8 +405,8 @@ def show_command(run_id, fmt, db_path):
     Example:
         runlog show case4-branches-chunked
     """
-    from .output import json_safe
-    from .queries import render_run, show_run
+    from ..output import json_safe
+    from ..index.queries import render_run, show_run
 
     with read_index(db_path) as db:
         detail = show_run(db, run_id)
@@ -435,7 +435,7 @@ def metrics_command(run_id, key, step_name, fmt, db_path):
     Example:
         runlog metrics legacy-track-this --key loss
     """
-    from .queries import metric_history
+    from ..index.queries import metric_history
 
     with read_index(db_path) as db:
         columns, rows = metric_history(db, run_id, key=key, step_name=step_name)
@@ -454,7 +454,7 @@ def compare_command(run_ids, fmt, db_path):
     Example:
         runlog compare magnus-env-metrics magnus-env-metrics-chunked
     """
-    from .queries import compare_runs
+    from ..index.queries import compare_runs
 
     if len(run_ids) < 2:
         raise click.UsageError("compare needs at least two run ids")
@@ -477,11 +477,11 @@ def schema_command(as_sql, as_json):
     if as_sql and as_json:
         raise click.UsageError("choose one of --sql and --json")
     if as_json:
-        from .models import run_log_json_schema_text
+        from ..models import run_log_json_schema_text
 
         click.echo(run_log_json_schema_text(), nl=False)
     else:
-        from .db import schema_sql
+        from ..index.db import schema_sql
 
         click.echo(schema_sql(), nl=False)
 

@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import RunlogError
-from .models import BranchLog, RunLog, StepLog
-from .store import DEFAULT_STORE, Layout, RunLogStore, validate_name
+from ..errors import RunlogError
+from ..models import BranchLog, RunLog, StepLog
+from ..store.local import DEFAULT_STORE, Layout, RunLogStore, validate_name
 
 
 def shell_text(command: list[str]) -> str:

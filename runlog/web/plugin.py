@@ -99,7 +99,7 @@ def get_metadata(datasette, key, database, table):
 def canned_queries(datasette, database):
     if database not in (_indexes.get(datasette) or []):
         return None
-    from .queries import NAMED_QUERIES
+    from ..index.queries import NAMED_QUERIES
 
     return {
         name: {"sql": q.sql, "title": q.title, "description": q.description, "params": list(q.params)}
@@ -241,7 +241,7 @@ async def compare_page(datasette, request):
         db, "select distinct key from metrics where kind = 'numeric' order by key")]
     key = request.args.get("key") or (keys[0] if keys else "")
     direction = "asc" if request.args.get("direction") == "asc" else "desc"
-    from .queries import NAMED_QUERIES
+    from ..index.queries import NAMED_QUERIES
 
     leaderboard = NAMED_QUERIES["leaderboard"]
     board = await _rows(db, leaderboard.sql, {"key": key, "direction": direction})

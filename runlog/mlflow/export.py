@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from .errors import RunlogError
-from .mlflow_client import (
+from ..errors import RunlogError
+from .client import (
     TAG_COMPLETE,
     TAG_RUN_ID,
     Experiments,
@@ -260,7 +260,7 @@ class RunPlan:
 
 def connect_index(db_path: str | os.PathLike) -> sqlite3.Connection:
     """A read-only connection to the index; a missing file is :class:`~runlog.errors.NoIndex`."""
-    from .db import open_db
+    from ..index.db import open_db
 
     conn = open_db(db_path, readonly=True).conn  # a missing index is NoIndex (a usage error)
     conn.row_factory = sqlite3.Row

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import MissingExtra, RunlogError
+from ..errors import MissingExtra, RunlogError
 
 TAG_RUN_ID = "runlog.run_id"
 TAG_COMPLETE = "runlog.export_complete"

@@ -23,7 +23,7 @@ from typing import Any, ContextManager, Protocol
 
 from pydantic import BaseModel
 
-from .errors import RunlogError
+from ..errors import RunlogError
 
 TRACK_FILE_ENV = "RUNLOG_TRACK_FILE"
 TRACKER_ENV = "RUNLOG_EXPERIMENT_TRACKER"
@@ -197,7 +197,7 @@ def register_tracker(name: str, factory: Callable[[], ExperimentTracker]) -> Non
 
 def _load_builtin(name: str) -> None:
     if name == "mlflow" and name not in _TRACKERS:
-        from . import mlflow_tracker  # noqa: F401  (registers itself)
+        from ..mlflow import tracker  # noqa: F401  (registers itself)
 
 
 def select_tracker(name: str | None = None) -> ExperimentTracker:

@@ -31,9 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import RunlogError
-from .models import BranchLog, CodeIdentity, DataCatalog, RunLog, StepAttempt, StepLog, format_time
-from .store import DEFAULT_STORE, Layout, RunLogStore, validate_name
+from ..errors import RunlogError
+from ..models import BranchLog, CodeIdentity, DataCatalog, RunLog, StepAttempt, StepLog, format_time
+from ..store.local import DEFAULT_STORE, Layout, RunLogStore, validate_name
 from .tracking import TRACK_FILE_ENV, active_sink, current_tracker, env_metrics, read_tracked
 
 T = TypeVar("T")

@@ -40,10 +40,10 @@ from .db import (  # noqa: F401  (open_db and the schema are also reached throug
     schema_sql,
     sqlite_utils,
 )
-from .errors import BadRunLog, RunlogError, UsageProblem
-from .objectstore import is_url
-from .remote_store import Listing, Lookahead, RemoteSource, remote_exists
-from .store import RunLogStore, read_run_file, read_run_folder, regular_file_stat
+from ..errors import BadRunLog, RunlogError, UsageProblem
+from ..store.objects.base import is_url
+from ..store.remote import Listing, Lookahead, RemoteSource, remote_exists
+from ..store.local import RunLogStore, read_run_file, read_run_folder, regular_file_stat
 
 # A source whose newest mtime is this close to (or after) its last ingest may
 # have changed within one mtime tick: confirm by hash (as git does for "racy" files).

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import flatten
-from .errors import NoIndex, RunlogError, UsageProblem
+from ..errors import NoIndex, RunlogError, UsageProblem
 
 
 def _import_sqlite_utils():
@@ -240,7 +240,7 @@ def schema_sql() -> str:
 
 def run_log_json_schema() -> dict[str, Any]:
     """The JSON Schema of a run log (``RunLog.model_json_schema()``, published as schema/runlog.schema.json)."""
-    from .models import run_log_json_schema
+    from ..models import run_log_json_schema
 
     return run_log_json_schema()
 

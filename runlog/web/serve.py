@@ -16,7 +16,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-from .errors import MissingExtra, RunlogError
+from ..errors import MissingExtra, RunlogError
 
 PLUGIN = "runlog"
 INDEX_TABLES = {"runs", "steps", "metrics"}  # what marks an SQLite file as a runlog index
@@ -200,7 +200,7 @@ def make_datasette(db_path: str | Path):
 
 def check_index(path: Path) -> None:
     """Refuse a missing file, or one that is not a runlog index, with a message saying the fix."""
-    from .db import open_db
+    from ..index.db import open_db
 
     open_db(path, readonly=True).close()
 

@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RunlogError, RunNotFound
+from ..errors import RunlogError, RunNotFound
 
 Rows = list[dict[str, Any]]
 
@@ -250,7 +250,7 @@ WHERE m.run_id = :run_id GROUP BY m.step_name, m.key ORDER BY min(s.position), m
 
 def render_run(detail: dict[str, Any]) -> str:
     """``show_run``'s document as text: the step tree with branches indented."""
-    from .output import table
+    from ..output import table
 
     run = detail["run"]
     lines = [

@@ -26,8 +26,8 @@ from operator import itemgetter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .models import RunLog, StepAttempt, StepLog, as_parameter, parse_duration, parse_time
-from .output import json_safe
+from ..models import RunLog, StepAttempt, StepLog, as_parameter, parse_duration, parse_time
+from ..output import json_safe
 
 RUN_COLUMNS = (
     "run_id", "tag", "status", "dag_hash", "use_cached", "original_run_id", "start_time", "end_time",

@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadRunLog, RunlogError, RunNotFound
-from .models import BranchLog, RunLog, StepLog
-from .objectstore import ObjectInfo, ObjectStorage
-from .store import (
+from ..errors import BadRunLog, RunlogError, RunNotFound
+from ..models import BranchLog, RunLog, StepLog
+from .objects.base import ObjectInfo, ObjectStorage
+from .local import (
     _VERSIONED,
     LAYOUTS,
     Layout,

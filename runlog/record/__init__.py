@@ -1,0 +1,1 @@
+"""(package docstring written in the next commit)"""
