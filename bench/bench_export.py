@@ -17,8 +17,9 @@ from typing import Any
 from bench import mlflow_side
 from bench.common import age, table, timed, verdict
 from bench.generate import Shape, generate
-from runlog.index.ingester import ingest
-from runlog.mlflow.export import connect_index, export_runs, plan_run
+from runlog.index import ingest
+from runlog.mlflow.export import export_runs
+from runlog.mlflow.plan import connect_index, plan_run
 
 
 def _batch_loop(client, experiment: str, plans: list) -> int:

@@ -29,8 +29,9 @@ from bench import mlflow_side
 from bench.common import age, table, timed, verdict
 from bench.generate import FORMATS, Shape, generate, make_run, write_run
 from runlog.index import flatten
-from runlog.index.ingester import _TABLE_COLUMNS, ingest, open_db
-from runlog.store.local import RunLogStore, read_run_file, read_run_folder
+from runlog.index import ingest, open_db
+from runlog.index.schema import TABLE_COLUMNS
+from runlog.store import RunLogStore, read_run_file, read_run_folder
 
 # The series MLflow holds for every run (history and leaderboard), and the two runs compared.
 HISTORY_STEP, KEY = "step1", "key_1"
@@ -75,7 +76,7 @@ def raw_limit(store: Path, db: Path) -> dict[str, Any]:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     conn = open_db(db).conn
     statements = {t: f"INSERT INTO {t} ({', '.join(c)}) VALUES ({', '.join('?' * len(c))})"
-                  for t, c in _TABLE_COLUMNS.items()}
+                  for t, c in TABLE_COLUMNS.items()}
 
     def insert() -> None:
         conn.execute("BEGIN")

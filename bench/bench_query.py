@@ -16,8 +16,8 @@ from typing import Any
 from bench import mlflow_side
 from bench.bench_ingest import HISTORY_STEP, KEY
 from bench.common import median_ms, table, verdict
-from runlog.index import queries
-from runlog.index.ingester import open_db
+from runlog.index import queries, reports
+from runlog.index import open_db
 
 
 def run(db_path: Path, loaded: mlflow_side.Loaded, mlflow_db: Path, repeat: int = 20) -> tuple[dict[str, Any], str]:
@@ -32,14 +32,14 @@ def run(db_path: Path, loaded: mlflow_side.Loaded, mlflow_db: Path, repeat: int 
     def questions(client) -> list:
         return [
             (f"history of one key in one run ({HISTORY_STEP}/{KEY} of {first})", 5.0,
-             lambda: queries.metric_history(db, first, KEY, HISTORY_STEP)[1],
+             lambda: reports.metric_history(db, first, KEY, HISTORY_STEP)[1],
              "get_metric_history", lambda: client.get_metric_history(ids[0], name)),
             (f"leaderboard: latest {KEY} of all {runs} runs", 50.0,
              lambda: queries.run_named(db, "leaderboard", {"key": KEY})[1],
              "search_runs ordered by the metric",
              lambda: client.search_runs([loaded.experiment_id], order_by=[f"metrics.`{name}` DESC"], max_results=1000)),
             (f"compare two runs ({', '.join(compared)})", None,
-             lambda: queries.compare_runs(db, compared)[1],
+             lambda: reports.compare_runs(db, compared)[1],
              "get_run x 2", lambda: [client.get_run(i) for i in ids]),
         ]
 

@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from s3_server import TEST_ENV, MadeUpListing, S3Server  # noqa: E402
 
-from runlog.index.ingester import ingest  # noqa: E402
-from runlog.store.objects.base import ObjectStorage  # noqa: E402
-from runlog.store.remote import iter_remote_sources  # noqa: E402
+from runlog.index import ingest  # noqa: E402
+from runlog.store.objects import S3Storage, open_storage  # noqa: E402
+from runlog.store import iter_remote_sources  # noqa: E402
 from runlog.models import RunLog, StepAttempt, StepLog  # noqa: E402
 
 
@@ -109,11 +109,11 @@ def listed(n: int, db: Path) -> None:
     """Re-ingest of a made-up listing of n unchanged runs, against walking the listing."""
     listing = MadeUpListing(f"s3://bench/listed{n}", n)
     listing.index(db)
-    real = ObjectStorage.list_page
-    ObjectStorage.list_page = listing.list_page
+    real = S3Storage.list_page
+    S3Storage.list_page = listing.list_page
     try:
         began = time.perf_counter()
-        walked = sum(1 for _ in iter_remote_sources(ObjectStorage(listing.url)))
+        walked = sum(1 for _ in iter_remote_sources(open_storage(listing.url)))
         walk = time.perf_counter() - began
         began = time.perf_counter()
         report = ingest([listing.url], db, prune=True)
@@ -123,7 +123,7 @@ def listed(n: int, db: Path) -> None:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     finally:
-        ObjectStorage.list_page = real
+        S3Storage.list_page = real
     assert walked == report.unchanged == n, report.summary()
     print(f"{n:>8} {walk:>7.1f} {took:>9.1f} {took / walk:>7.1f} {peak / 2**20:>9.1f}", flush=True)
 

@@ -6,9 +6,8 @@
 __version__ = "0.1.0"
 
 from .models import BranchLog, CodeIdentity, DataCatalog, Parameter, RunLog, StepAttempt, StepLog  # noqa: E402
-from .record.run import Run, branch_scope  # noqa: E402
-from .store.local import RunLogStore  # noqa: E402
-from .record.tracking import get_experiment_tracker_context, track_this  # noqa: E402
+from .record import Run, branch_scope, get_experiment_tracker_context, track_this  # noqa: E402
+from .store import RunLogStore  # noqa: E402
 
 __all__ = [
     "BranchLog",

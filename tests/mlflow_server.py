@@ -138,7 +138,7 @@ def build_index(store: Path, db_path: Path) -> Path:
     when it exists, else rows per the index contract (runlog.index.flatten), so the export
     tests do not wait for the index module."""
     try:
-        from runlog.index.ingester import ingest
+        from runlog.index import ingest
     except ImportError:
         ingest = None
     if ingest is not None:
@@ -148,7 +148,7 @@ def build_index(store: Path, db_path: Path) -> Path:
     import sqlite_utils
 
     from runlog.index import flatten as f
-    from runlog.store.local import RunLogStore, read_run_file, read_run_folder
+    from runlog.store import RunLogStore, read_run_file, read_run_folder
 
     db = sqlite_utils.Database(db_path)
     tables = (

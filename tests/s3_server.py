@@ -51,12 +51,12 @@ class MadeUpListing:
     measure what streaming a long listing costs without a server holding the runs.
 
     ``index(db)`` records every run in an index as ingested already (so ingest
-    downloads nothing); ``list_page`` replaces ``ObjectStorage.list_page``. The pages
+    downloads nothing); ``list_page`` replaces ``S3Storage.list_page``. The pages
     are made on demand: the listing itself holds no memory.
 
     >>> listing = MadeUpListing("s3://bucket/runs", 100_000)   # doctest: +SKIP
     >>> listing.index(db)                                           # doctest: +SKIP
-    >>> monkeypatch.setattr(ObjectStorage, "list_page", listing.list_page)  # doctest: +SKIP
+    >>> monkeypatch.setattr(S3Storage, "list_page", listing.list_page)  # doctest: +SKIP
     """
 
     def __init__(self, url: str, n: int):
@@ -74,12 +74,12 @@ class MadeUpListing:
     def index(self, db) -> None:
         import sqlite3
 
-        from runlog.index.ingester import ingest
-        from runlog.store.objects.base import ObjectStorage
-        from runlog.store.remote import RemoteSource
+        from runlog.index import ingest
+        from runlog.store.objects import open_storage
+        from runlog.store import RemoteSource
 
         ingest([], db)  # the schema
-        storage = ObjectStorage(self.url)
+        storage = open_storage(self.url)
         conn = sqlite3.connect(db)
         with conn:
             for start in range(0, self.n, 10_000):
@@ -93,7 +93,7 @@ class MadeUpListing:
 
     @property
     def list_page(self):
-        """A stand-in for ObjectStorage.list_page (a plain function: set it on the class)."""
+        """A stand-in for S3Storage.list_page (a plain function: set it on the class)."""
         return lambda storage, prefix, args: self.page(args)
 
     def page(self, args: dict) -> dict:

@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from runlog.cli import cli
-from runlog.web.plugin import step_tree, svg_chart
+from runlog.web.charts import svg_chart
+from runlog.web.pages import step_tree
 from runlog.errors import RunlogError
-from runlog.index.ingester import ingest
-from runlog.web.serve import make_datasette, table_metadata
+from runlog.index import ingest
+from runlog.web import make_datasette, table_metadata
 
 FAILED_RUN = "case2-diverged"
 

@@ -17,8 +17,9 @@ from runlog import Run, RunLogStore, track_this
 from runlog.store.objects import base as objectstore
 from runlog.cli import cli
 from runlog.errors import MissingExtra
-from runlog.index.ingester import ingest
-from runlog.store.objects.base import ObjectStorage
+from runlog.index import ingest
+from runlog.store.objects import GCSStorage, open_storage
+from runlog.store.objects.lease import lease
 
 from gcs_server import GCSServer
 from object_store_cases import (
@@ -91,7 +92,7 @@ def test_runs_written_to_gcs_read_back_like_local_ones(tmp_path, bucket, gcs, la
 
 
 def test_conditional_writes_create_once_and_replace_only_the_generation_read(bucket, gcs):
-    storage = ObjectStorage(f"gs://{bucket}/cw")
+    storage = open_storage(f"gs://{bucket}/cw")
     first = storage.create("a.json", b"1")
     assert first is not None and storage.create("a.json", b"2") is None
     data, version = storage.read_versioned("a.json")
@@ -112,7 +113,7 @@ def test_conditional_writes_create_once_and_replace_only_the_generation_read(buc
 
 
 def test_of_racing_creators_exactly_one_wins(bucket):
-    storage = ObjectStorage(f"gs://{bucket}/race")
+    storage = open_storage(f"gs://{bucket}/race")
     for attempt in range(5):
         with ThreadPoolExecutor(8) as pool:
             won = [v for v in pool.map(lambda n, a=attempt: storage.create(f"k{a}.json", str(n).encode()), range(8)) if v]
@@ -123,9 +124,9 @@ def test_a_lease_delete_names_the_generation_it_holds(bucket, gcs):
     """GCS refuses (412) a delete whose ifGenerationMatch is not the live generation, so a
     writer never removes a lease another writer took over. fake-gcs-server does not check
     it on DELETE: this proves what runlog sends, not that the emulator refuses."""
-    storage = ObjectStorage(f"gs://{bucket}/lease")
+    storage = open_storage(f"gs://{bucket}/lease")
     mark = gcs.mark()
-    with storage.lock(".r.lock"):
+    with lease(storage, ".r.lock"):
         _, held = storage.read_versioned(".r.lock")
     deletes = [(p.split("/o/", 1)[1], s) for m, p, s in gcs.requests_since(mark) if m == "DELETE"]
     assert deletes == [(f"lease/.r.lock?ifGenerationMatch={held}", 200)]
@@ -133,21 +134,21 @@ def test_a_lease_delete_names_the_generation_it_holds(bucket, gcs):
 
 
 def test_a_lease_left_by_a_dead_writer_is_taken_over(bucket):
-    storage = ObjectStorage(f"gs://{bucket}/lease")
+    storage = open_storage(f"gs://{bucket}/lease")
     storage.write(".r.lock", json.dumps({"owner": "gone", "expires": 0}).encode())
-    with storage.lock(".r.lock"):
+    with lease(storage, ".r.lock"):
         assert json.loads(storage.read(".r.lock"))["owner"] != "gone"
     assert not storage.exists(".r.lock")
 
 
 def test_the_lease_admits_one_writer_at_a_time(bucket):
     """Unconditional read-then-write of a counter, under the lease, from 6 threads."""
-    storage = ObjectStorage(f"gs://{bucket}/excl")
+    storage = open_storage(f"gs://{bucket}/excl")
     storage.write("n", b"0")
     inside = []
 
     def bump(_):
-        with storage.lock(".n.lock"):
+        with lease(storage, ".n.lock"):
             inside.append(threading.get_ident())
             assert len(inside) == 1, "two writers inside the lease"
             storage.write("n", str(int(storage.read("n")) + 1).encode())
@@ -226,9 +227,9 @@ def test_listing_is_paged(tmp_path, bucket, gcs, monkeypatch):
             with run.step(f"t{n}"):
                 track_this(v=n)
     monkeypatch.setattr(objectstore, "LIST_PAGE_SIZE", 2)
-    real = ObjectStorage.list_page
+    real = GCSStorage.list_page
     pages = []
-    monkeypatch.setattr(ObjectStorage, "list_page", lambda self, p, a: pages.append(dict(a)) or real(self, p, a))
+    monkeypatch.setattr(GCSStorage, "list_page", lambda self, p, a: pages.append(dict(a)) or real(self, p, a))
     report = ingest([store], tmp_path / "i.db")
     assert (report.ingested, report.failed) == (5, 0)
     assert rows(tmp_path / "i.db", "SELECT count(*) FROM steps WHERE run_id = 'r3'") == [(5,)]
@@ -243,7 +244,7 @@ def test_an_emulator_gets_no_credentials_and_no_grpc_bucket_lookup(gcs):
     never answers (each call would wait ~60 s): with STORAGE_EMULATOR_HOST, its base class."""
     import gcsfs.core
 
-    storage = ObjectStorage("gs://b/x")
+    storage = open_storage("gs://b/x")
     assert type(storage.fs) is gcsfs.core.GCSFileSystem and storage.root == "b/x"
     assert storage.fs.credentials.method == "anon"
 
@@ -280,7 +281,7 @@ def test_storage_failures_are_one_line_errors_naming_the_url(gcs, error, message
     """What gcsfs raises for each failure (after its own retries), as runlog words it."""
     from runlog.errors import StorageError
 
-    storage = ObjectStorage("gs://b/x")
+    storage = open_storage("gs://b/x")
     with pytest.raises(StorageError) as caught, storage._errors("r.json"):
         raise error()
     assert str(caught.value) == message

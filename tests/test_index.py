@@ -14,7 +14,8 @@ import pytest
 
 from runlog.index import flatten
 from runlog.errors import BadRunLog, RunlogError
-from runlog.index.ingester import SCHEMA_VERSION, ensure_schema, ingest, open_db, schema_sql
+from runlog.index import SCHEMA_VERSION, ingest, open_db, schema_sql
+from runlog.index.db import ensure_schema
 
 REPO = Path(__file__).resolve().parent.parent
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
@@ -471,7 +472,7 @@ def test_readonly_database_refuses_writes(indexed):
 @pytest.mark.parametrize("layout", ["file-system", "chunked-fs"])
 def test_runs_written_by_the_store_keep_non_finite_metrics(tmp_path, layout):
     from runlog.models import RunLog
-    from runlog.store.local import RunLogStore
+    from runlog.store import RunLogStore
 
     run = RunLog.model_validate({"run_id": "r1", "steps": {"s": {
         "name": "s", "internal_name": "s", "user_defined_metrics": {"up": float("inf"), "odd": float("nan")}}}})

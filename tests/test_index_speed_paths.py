@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 import sqlite3
 
-from runlog.index import queries
-from runlog.index.ingester import BULK_INDEXES, PAGE_SIZE, fill_latest, ingest, open_db
+from runlog.index import queries, reports
+from runlog.index import ingest, open_db
+from runlog.index.schema import BULK_INDEXES, PAGE_SIZE
+from runlog.index.writer import fill_latest
 
 # The leaderboard as first written: rank every numeric point of the key within its run.
 REFERENCE_LEADERBOARD = """WITH latest AS (
@@ -117,7 +119,7 @@ def test_leaderboard_equals_ranking_every_point(tmp_path):
 
 def test_compare_runs_metrics_equal_the_latest_metrics_view(tmp_path):
     db = _tricky_index(tmp_path / "runlog.db")
-    columns, rows = queries.compare_runs(db, ["run-00", "run-01"])
+    columns, rows = reports.compare_runs(db, ["run-00", "run-01"])
     got = {(row["step_name"], row["name"]): (row["run-00"], row["run-01"]) for row in rows if row["what"] == "metric"}
     expected: dict[tuple, list] = {}
     for i, run_id in enumerate(("run-00", "run-01")):

@@ -22,9 +22,10 @@ from conftest import fenced_blocks
 from mlflow_server import REPO_ROOT, FlakyProxy, build_index, free_port, mlflow_server  # noqa: F401  (fixture)
 from runlog.cli import cli
 from runlog.mlflow.client import BATCH_BYTES, batches
-from runlog.mlflow.export import Mapper, MetricPoint, mlflow_key, plan_run
+from runlog.mlflow.naming import Mapper, MetricPoint, mlflow_key
+from runlog.mlflow.plan import plan_run
 from runlog.models import RunLog
-from runlog.store.local import RunLogStore
+from runlog.store import RunLogStore
 
 mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
 from mlflow import MlflowClient  # noqa: E402
@@ -202,9 +203,10 @@ def test_selection_is_required(fixture_db):
 
 def test_missing_index_is_one_line(tmp_path):
     result = run_export("--all", db=tmp_path / "none.db", uri="http://127.0.0.1:9")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     path = tmp_path / "none.db"
-    assert result.output == f"Error: no index at {path}: run `runlog ingest --db {path}` first\n"
+    assert result.output == (f"Error: no index at {path}: build it with `runlog ingest STORE --db {path}` "
+                             "(STORE: a run-log folder such as .run_log_store, or a URL)\n")
 
 
 def test_unreachable_server_is_one_line(fixture_db):

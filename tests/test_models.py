@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, fixture_sources
 from runlog.models import RunLog, as_parameter, parse_duration, run_log_json_schema_text
-from runlog.store.local import read_run_file, read_run_folder
+from runlog.store import read_run_file, read_run_folder
 
 
 def read_source(path: Path) -> RunLog:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runlog.cli import ProgressBar, cli
+from runlog.cli import cli
+from runlog.cli.common import ProgressBar
 from runlog.models import run_log_json_schema
 
 from conftest import fixture_sources

@@ -17,8 +17,10 @@ from runlog import Run, RunLogStore, track_this  # noqa: E402
 from runlog.store.objects import base as objectstore  # noqa: E402
 from runlog.cli import cli  # noqa: E402
 from runlog.errors import MissingExtra, RunlogError, StorageError  # noqa: E402
-from runlog.index.ingester import ingest  # noqa: E402
-from runlog.store.objects.base import ObjectStorage, is_url, redact  # noqa: E402
+from runlog.index import ingest  # noqa: E402
+from runlog.store import is_url, redact  # noqa: E402
+from runlog.store.objects import S3Storage, open_storage  # noqa: E402
+from runlog.store.objects.lease import lease  # noqa: E402
 
 from object_store_cases import (  # noqa: E402
     comparable,
@@ -92,7 +94,7 @@ def test_runs_written_to_s3_read_back_like_local_ones(tmp_path, bucket, s3env, l
 
 
 def test_conditional_writes_create_once_and_replace_only_the_version_read(bucket):
-    storage = ObjectStorage(f"s3://{bucket}/cw")
+    storage = open_storage(f"s3://{bucket}/cw")
     first = storage.create("a.json", b"1")
     assert first is not None and storage.create("a.json", b"2") is None
     data, version = storage.read_versioned("a.json")
@@ -103,9 +105,9 @@ def test_conditional_writes_create_once_and_replace_only_the_version_read(bucket
 
 
 def test_a_lease_left_by_a_dead_writer_is_taken_over(bucket):
-    storage = ObjectStorage(f"s3://{bucket}/lease")
+    storage = open_storage(f"s3://{bucket}/lease")
     storage.write(".r.lock", json.dumps({"owner": "gone", "expires": 0}).encode())
-    with storage.lock(".r.lock"):
+    with lease(storage, ".r.lock"):
         assert json.loads(storage.read(".r.lock"))["owner"] != "gone"
     assert not storage.exists(".r.lock")
 
@@ -186,7 +188,7 @@ def test_cli_ingest_and_exec_take_urls_and_endpoint(tmp_path, bucket, s3env, mon
 def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
     """Sources come out while later pages are still unread; chunked folders that span
     page boundaries stay whole."""
-    from runlog.store.remote import iter_remote_sources
+    from runlog.store import iter_remote_sources
 
     store = f"s3://{bucket}/p"
     seed(store, 3)
@@ -196,10 +198,10 @@ def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
                 with run.step(f"s{n}"):
                     track_this(v=n)
     monkeypatch.setattr(objectstore, "LIST_PAGE_SIZE", 2)
-    storage = ObjectStorage(store)
-    real = ObjectStorage.list_page
+    storage = open_storage(store)
+    real = S3Storage.list_page
     pages = []
-    monkeypatch.setattr(ObjectStorage, "list_page", lambda self, p, a: pages.append(1) or real(self, p, a))
+    monkeypatch.setattr(S3Storage, "list_page", lambda self, p, a: pages.append(1) or real(self, p, a))
     sources = iter_remote_sources(storage)
     key, layout, objects = next(sources)
     assert (key, layout, len(objects), len(pages)) == ("c0", "chunked-fs", 5, 3)  # RunLog.json + 4 steps
@@ -207,7 +209,7 @@ def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
     assert rest == [("c1", "chunked-fs", 5), ("r0.json", "file-system", 1), ("r1.json", "file-system", 1),
                     ("r2.json", "file-system", 1)]
     assert len(pages) == 7  # 13 objects, 2 a page
-    monkeypatch.setattr(ObjectStorage, "list_page", real)
+    monkeypatch.setattr(S3Storage, "list_page", real)
     report = ingest([store], tmp_path / "i.db")
     assert (report.ingested, report.failed) == (5, 0)
     assert rows(tmp_path / "i.db", "SELECT count(*) FROM steps WHERE run_id = 'c1'") == [(4,)]
@@ -215,15 +217,15 @@ def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):
 
 def test_ingest_streams_the_listing_with_progress(tmp_path, bucket, s3env, monkeypatch):
     """Ingest starts on the first page; the total is known once the listing has ended."""
-    from runlog.store import remote as remote_store
+    from runlog.index import sources as remote_store
 
     store = f"s3://{bucket}/st"
     seed(store, 8)
     monkeypatch.setattr(objectstore, "LIST_PAGE_SIZE", 2)
     monkeypatch.setattr(remote_store, "LOOKAHEAD", 2)
-    real = ObjectStorage.list_page
+    real = S3Storage.list_page
     pages = []
-    monkeypatch.setattr(ObjectStorage, "list_page", lambda self, p, a: pages.append(1) or real(self, p, a))
+    monkeypatch.setattr(S3Storage, "list_page", lambda self, p, a: pages.append(1) or real(self, p, a))
     seen = []
     report = ingest([store], tmp_path / "i.db", progress=lambda done, total: seen.append((done, total, len(pages))))
     assert (report.ingested, report.failed) == (8, 0)
@@ -242,8 +244,8 @@ def test_memory_stays_flat_however_long_the_listing(tmp_path, bucket, s3env, mon
         listing = MadeUpListing(f"s3://{bucket}/runs{n}", n)
         db = tmp_path / f"{n}.db"
         listing.index(db)
-        monkeypatch.setattr(ObjectStorage, "list_page", listing.list_page)
-        monkeypatch.setattr(ObjectStorage, "read", lambda self, key: pytest.fail(f"downloaded {key}"))
+        monkeypatch.setattr(S3Storage, "list_page", listing.list_page)
+        monkeypatch.setattr(S3Storage, "read", lambda self, key: pytest.fail(f"downloaded {key}"))
         tracemalloc.start()
         try:
             report = ingest([listing.url], db, prune=True)
@@ -281,7 +283,7 @@ def test_server_gone_mid_listing_keeps_whole_runs_and_prunes_nothing(tmp_path, m
                     track_this(v=100 + i)
         s3client(own).delete_object(Bucket="bkt", Key="s/r9.json")  # a complete listing would prune it
         monkeypatch.setattr(objectstore, "LIST_PAGE_SIZE", 2)
-        real = ObjectStorage.list_page
+        real = S3Storage.list_page
         calls = []
 
         def list_then_die(self, prefix, args):
@@ -290,7 +292,7 @@ def test_server_gone_mid_listing_keeps_whole_runs_and_prunes_nothing(tmp_path, m
                 own.stop()
             return real(self, prefix, args)
 
-        monkeypatch.setattr(ObjectStorage, "list_page", list_then_die)
+        monkeypatch.setattr(S3Storage, "list_page", list_then_die)
         with pytest.raises(StorageError) as caught:
             ingest(["s3://bkt/s"], db, prune=True)
         message = str(caught.value)
@@ -306,7 +308,7 @@ def test_server_gone_mid_listing_keeps_whole_runs_and_prunes_nothing(tmp_path, m
 
 
 def test_server_gone_while_downloading_stops_ingest_with_whole_runs_only(tmp_path, monkeypatch):
-    from runlog.store import remote as remote_store
+    from runlog.index import sources as remote_store
 
     own = S3Server(tmp_path / "own")
     own.start()
@@ -341,20 +343,20 @@ def test_server_gone_while_downloading_stops_ingest_with_whole_runs_only(tmp_pat
 def test_object_deleted_between_listing_and_reading(tmp_path, bucket, s3env, monkeypatch):
     seed(f"s3://{bucket}/d", 3)
     client = s3client(s3env)
-    real = ObjectStorage.list_page
+    real = S3Storage.list_page
 
     def list_then_delete(self, prefix, args):
         page = real(self, prefix, args)
         client.delete_object(Bucket=bucket, Key="d/r1.json")
         return page
 
-    monkeypatch.setattr(ObjectStorage, "list_page", list_then_delete)
+    monkeypatch.setattr(S3Storage, "list_page", list_then_delete)
     report = ingest([f"s3://{bucket}/d"], tmp_path / "i.db")
     assert (report.ingested, report.failed) == (2, 1)
     assert report.errors == [(f"s3://{bucket}/d/r1.json",
                               "was deleted after it was listed: run ingest again (--prune drops it from the index)")]
     assert rows(tmp_path / "i.db", "SELECT run_id FROM runs ORDER BY 1") == [("r0",), ("r2",)]
-    monkeypatch.setattr(ObjectStorage, "list_page", real)
+    monkeypatch.setattr(S3Storage, "list_page", real)
     again = ingest([f"s3://{bucket}/d"], tmp_path / "i.db", prune=True)
     assert (again.ingested, again.unchanged, again.failed) == (0, 2, 0)
     assert rows(tmp_path / "i.db", "SELECT count(*) FROM ingest_errors") == [(0,)]

@@ -13,7 +13,7 @@ import pytest
 
 from runlog.errors import BadRunLog, InvalidName, RunNotFound
 from runlog.models import BranchLog, RunLog, StepAttempt, StepLog
-from runlog.store.local import RunLogStore, atomic_write, read_run_folder, validate_name
+from runlog.store import RunLogStore, atomic_write, read_run_folder, validate_name
 
 LAYOUTS = ["file-system", "chunked-fs"]
 
@@ -145,7 +145,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from runlog.models import StepLog, StepAttempt, RunLog, BranchLog
-    from runlog.store.local import RunLogStore
+    from runlog.store import RunLogStore
     store = RunLogStore(sys.argv[1], sys.argv[2])
     if not store.exists("crash"):
         store.create_run(RunLog(run_id="crash", status="PROCESSING"))

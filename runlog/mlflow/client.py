@@ -20,6 +20,7 @@ from ..errors import MissingExtra, RunlogError
 
 TAG_RUN_ID = "runlog.run_id"
 TAG_COMPLETE = "runlog.export_complete"
+TAG_DIGEST = "runlog.export_digest"
 BATCH_ENTITIES = 1000  # metrics + params + tags in one log_batch
 BATCH_PARAMS = 100  # and at most 100 params, 100 tags
 BATCH_BYTES = 900_000  # MLflow refuses a log_batch request over 1 MB

@@ -2,7 +2,7 @@
 
 Selected with ``RUNLOG_EXPERIMENT_TRACKER=mlflow``; the server is ``$MLFLOW_TRACKING_URI``.
 One MLflow run per runlog run (run name = run_id, experiment = tag), named by the
-same rules as ``runlog export mlflow`` (:class:`runlog.mlflow_export.Mapper`), so an
+same rules as ``runlog export mlflow`` (:class:`runlog.mlflow.naming.Mapper`), so an
 export after a live run only fills in what is missing.
 
 >>> import os; os.environ["RUNLOG_EXPERIMENT_TRACKER"] = "mlflow"   # doctest: +SKIP
@@ -27,7 +27,7 @@ from typing import Any, ContextManager
 
 from ..record import tracking
 from .client import TAG_RUN_ID, Experiments, configure_http, describe, find_run, require_mlflow, send
-from .export import Mapper, MetricPoint, experiment_name, mlflow_status
+from .naming import Mapper, MetricPoint, experiment_name, mlflow_status
 from ..index.flatten import value_points
 
 
@@ -151,5 +151,3 @@ class MlflowTracker(tracking.ExperimentTracker):
                 stacklevel=3,
             )
 
-
-tracking.register_tracker("mlflow", MlflowTracker)

@@ -33,7 +33,8 @@ from typing import Any, TypeVar
 
 from ..errors import RunlogError
 from ..models import BranchLog, CodeIdentity, DataCatalog, RunLog, StepAttempt, StepLog, format_time
-from ..store.local import DEFAULT_STORE, Layout, RunLogStore, validate_name
+from ..store import DEFAULT_STORE, Layout, RunLogStore, validate_name
+from .shell import run_in_shell
 from .tracking import TRACK_FILE_ENV, active_sink, current_tracker, env_metrics, read_tracked
 
 T = TypeVar("T")
@@ -349,8 +350,6 @@ class StepRecorder:
         """Run ``command`` (argv; a single argument is shell text) in a shell, tee its
         output into the catalog as ``<step>.execution.log``, record the
         ``RUNNABLE_TRACK_*`` variables it exports, and return its exit code."""
-        from .execute import run_in_shell
-
         log_name = f"{self.name.replace(' ', '_')}.execution.log"
         with tempfile.TemporaryDirectory(prefix="runlog-exec-") as scratch:
             log_path = Path(scratch) / log_name

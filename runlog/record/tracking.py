@@ -195,9 +195,20 @@ def register_tracker(name: str, factory: Callable[[], ExperimentTracker]) -> Non
     _TRACKERS[name] = factory
 
 
-def _load_builtin(name: str) -> None:
-    if name == "mlflow" and name not in _TRACKERS:
-        from ..mlflow import tracker  # noqa: F401  (registers itself)
+TRACKER_ENTRY_POINTS = "runlog.experiment_trackers"
+
+
+def _load_plugin(name: str) -> None:
+    """Register the tracker ``name`` from an installed package's entry point (group
+    ``runlog.experiment_trackers``), as runlog registers its own MLflow tracker."""
+    if name in _TRACKERS:
+        return
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=TRACKER_ENTRY_POINTS):
+        if entry.name == name:
+            register_tracker(name, entry.load())
+            return
 
 
 def select_tracker(name: str | None = None) -> ExperimentTracker:
@@ -205,7 +216,7 @@ def select_tracker(name: str | None = None) -> ExperimentTracker:
     and make it the current one."""
     global _current_tracker
     name = (name or os.environ.get(TRACKER_ENV) or "do-nothing").strip().lower()
-    _load_builtin(name)
+    _load_plugin(name)
     if name not in _TRACKERS:
         raise RunlogError(
             f"unknown experiment tracker {name!r} (from ${TRACKER_ENV}): use one of {', '.join(sorted(_TRACKERS))}"

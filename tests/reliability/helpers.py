@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 TABLES = ("steps", "attempts", "metrics", "params", "catalog", "code_identities")
-SMALL_BATCHES = "import runlog.index.ingester as i; i.BATCH_ROWS = 1500\nfrom runlog.cli import cli; cli(prog_name='runlog')"
+SMALL_BATCHES = "import runlog.index.writer as w; w.BATCH_ROWS = 1500\nfrom runlog.cli import cli; cli(prog_name='runlog')"
 
 
 def cli(*args: str, small_batches: bool = False) -> list[str]:

@@ -22,9 +22,9 @@ from click.testing import CliRunner
 
 from bench.generate import Shape, generate
 from loopback import free_port
-from runlog.index import ingester as index
+from runlog.index import db as index_db
 from runlog.cli import cli as runlog_cli
-from runlog.index.ingester import ingest
+from runlog.index import ingest
 
 from .helpers import cli, per_run_counts
 
@@ -158,8 +158,8 @@ def wait_for(url: str) -> None:
 
 def test_ingest_into_an_index_locked_too_long_is_one_line(fixture_store, tmp_path, monkeypatch):
     db = tmp_path / "runlog.db"
-    index.open_db(db).close()
-    monkeypatch.setattr(index, "WRITE_BUSY_TIMEOUT_MS", 100)
+    index_db.open_db(db).close()
+    monkeypatch.setattr(index_db, "WRITE_BUSY_TIMEOUT_MS", 100)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer, in the middle of its transaction
     try:

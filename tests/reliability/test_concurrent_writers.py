@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 from runlog import Run
-from runlog.store.local import RunLogStore
+from runlog.store import RunLogStore
 
 BRANCH_WRITER = textwrap.dedent(
     """

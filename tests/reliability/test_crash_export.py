@@ -20,7 +20,7 @@ import pytest
 
 from mlflow_server import REPO_ROOT, MlflowServer, build_index
 from runlog.models import RunLog
-from runlog.store.local import RunLogStore
+from runlog.store import RunLogStore
 
 mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
 from mlflow import MlflowClient  # noqa: E402

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from runlog.store.local import RunLogStore
+from runlog.store import RunLogStore
 
 # The writer records a deterministic pipeline over and over (a new run each time):
 # root steps and a parallel step with branches, with track_this calls. What any step

@@ -1,0 +1,170 @@
+"""What runlog tells Datasette about the index's tables: titles, descriptions of
+every column, facets and sort orders.
+
+>>> sorted(table_metadata())[:3]
+['attempts', 'catalog', 'code_identities']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PLUGIN = "runlog"
+INDEX_TABLES = {"runs", "steps", "metrics"}  # what marks an SQLite file as a runlog index
+
+# table -> (title, description, {column: description}, facets)
+TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
+    "runs": (
+        "Runs",
+        "One row per pipeline run found in the store.",
+        {
+            "run_id": "Run id; opens the run page.",
+            "tag": "Run tag (the experiment name in MLflow).",
+            "status": "CREATED, PROCESSING, SUCCESS or FAIL; a crashed run stays PROCESSING.",
+            "dag_hash": "Hash of the pipeline definition.",
+            "use_cached": "1 when the run re-used a failed run's results.",
+            "original_run_id": "The run this one re-used, if any.",
+            "start_time": "Earliest attempt start, as written in the log (local time).",
+            "end_time": "Latest attempt end, as written in the log (local time).",
+            "duration_s": "end_time minus start_time, in seconds.",
+            "format": "Log generation: g1 magnus 0.5, g2 runnable 0.1-0.5, g3 runnable 0.6+.",
+            "layout": "file-system (one JSON file) or chunked-fs (a folder of chunks).",
+            "source_path": "The file or folder the run was read from.",
+            "ingested_at": "When runlog last read it (UTC).",
+            "parameters": "Run-level parameters, JSON.",
+            "run_config": "The run configuration, JSON.",
+        },
+        ["tag", "status"],
+    ),
+    "steps": (
+        "Steps",
+        "Every step of every run, branches included, in run order.",
+        {
+            "step_name": "Internal name: dot-joined path such as par.branch1.train.",
+            "name": "The step's own name.",
+            "branch": "Internal name of the branch holding the step; empty at the root.",
+            "step_type": "task, parallel, map, success, fail...",
+            "status": "The step's status.",
+            "message": "The step's message (the error, for failed steps).",
+            "mock": "1 when the step was skipped by a re-run.",
+            "position": "Order in the run, from 0.",
+        },
+        ["status", "step_type"],
+    ),
+    "attempts": (
+        "Attempts",
+        "Each try of a task step; retries add attempts.",
+        {
+            "attempt_number": "1 for the first try.",
+            "duration_s": "Seconds the attempt took.",
+            "retry_indicator": "Retry marker written by runnable 0.6+.",
+            "message": "The attempt's message.",
+        },
+        ["status"],
+    ),
+    "metrics": (
+        "Metrics",
+        "Tracked values (user_defined_metrics), one row per run, step, key and metric step.",
+        {
+            "key": "Metric name; nested values are flattened to dotted keys.",
+            "step": "The metric step (the x of a curve); 0 for values tracked once.",
+            "value": "The number, for numeric metrics.",
+            "value_text": "The value as text (or JSON) when not numeric; 'NaN' for NaN.",
+            "kind": "numeric, bool, text or json.",
+            "timestamp_ms": "End of the attempt that recorded it, epoch milliseconds.",
+        },
+        ["key", "kind"],
+    ),
+    "params": (
+        "Parameters",
+        "Run-level parameters and each attempt's input and output parameters.",
+        {
+            "step_name": "Empty for run-level parameters.",
+            "attempt_number": "0 for run-level parameters.",
+            "direction": "run, input or output.",
+            "kind": "json, metric or object (runnable 0.6+); raw for older logs.",
+            "value": "The number, when the value is numeric.",
+            "value_text": "The value as JSON.",
+        },
+        ["direction", "kind"],
+    ),
+    "catalog": (
+        "Data catalog",
+        "Files each step got from or put into the catalog.",
+        {"stage": "get or put.", "data_hash": "sha256 of the data."},
+        ["stage"],
+    ),
+    "code_identities": (
+        "Code identities",
+        "The code (git commit, container image...) each step ran.",
+        {"attempt_number": "0 when recorded on the step rather than an attempt."},
+        ["code_identifier_type"],
+    ),
+    "sources": (
+        "Sources",
+        "Files and folders the index was built from, with what was seen of them.",
+        {"hash": "Content hash used to skip unchanged runs."},
+        [],
+    ),
+    "ingest_errors": (
+        "Ingest errors",
+        "Run logs that could not be read, with the reason.",
+        {},
+        [],
+    ),
+    "step_latest": (
+        "Latest per step",
+        "Kept by ingest: each metric's row at its highest step, per run and step (the latest_metrics view reads it).",
+        {"step": "The highest step recorded for this key in this step."},
+        ["key", "kind"],
+    ),
+    "run_latest": (
+        "Latest per run",
+        "Kept by ingest: per run and key, the latest numeric point over all the run's steps"
+        " (highest step, then the attempt that ended last); what leaderboards rank.",
+        {"step_name": "The step that recorded the point.", "value": "The latest numeric value."},
+        ["key"],
+    ),
+    "latest_metrics": (
+        "Latest metrics",
+        "Each metric's value at its highest step, per run and step.",
+        {},
+        ["key", "kind"],
+    ),
+    "run_summary": (
+        "Run summary",
+        "Runs with their step and failed-step counts.",
+        {},
+        ["tag", "status"],
+    ),
+}
+
+
+def table_metadata() -> dict[str, dict[str, Any]]:
+    """Datasette metadata for every runlog table: title, description, columns, facets.
+
+    >>> table_metadata()["runs"]["facets"]
+    ['tag', 'status']
+    """
+    tables = {}
+    for name, (title, description, columns, facets) in TABLES.items():
+        entry: dict[str, Any] = {"title": title, "description": description, "columns": dict(columns)}
+        if facets:
+            entry["facets"] = list(facets)
+        if name in ("runs", "run_summary"):
+            entry["sort_desc"] = "start_time"
+        tables[name] = entry
+    return tables
+
+
+def build_metadata(database: str) -> dict[str, Any]:
+    """The metadata ``runlog serve`` gives Datasette for the index named ``database``.
+
+    >>> build_metadata("runlog")["databases"]["runlog"]["tables"]["metrics"]["facets"]
+    ['key', 'kind']
+    """
+    return {
+        "title": "runlog",
+        "description": "Runs, steps and metrics of your pipelines, read-only.",
+        "databases": {database: {"tables": table_metadata(), "plugins": {PLUGIN: {"read_only": True}}}},
+    }
