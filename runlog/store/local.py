@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,9 @@ from .chunks import assemble_chunks, chunk_file_name, chunk_version
 from .files import atomic_write, file_lock
 from .jsonio import chunk_from_json, read_json, run_from_json
 from .names import validate_name
+
+# Reads of a chunked run folder that writers keep changing, before giving up.
+READ_ATTEMPTS = 200
 
 
 def read_run_file(path: Path) -> RunLog:
@@ -45,13 +49,14 @@ def read_run_folder(folder: Path) -> RunLog:
     head = folder / "RunLog.json"
     if not head.is_file():
         raise BadRunLog(folder, "has no RunLog.json: not a chunked run folder")
-    for attempt in range(5):
+    for attempt in range(READ_ATTEMPTS):
         try:
             return _read_chunks(folder, head)
         except FileNotFoundError:
-            # A writer replaced a chunk between our listing and our read: list again.
-            time.sleep(0.01 * (attempt + 1))
-    return _read_chunks(folder, head)
+            # A writer replaced a chunk between our listing and our read: list again
+            # (soon: the newer version is already there; a busy run may take a few tries).
+            time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+    raise BadRunLog(folder, f"changed by other writers on each of {READ_ATTEMPTS} reads: try again")
 
 
 def _read_chunks(folder: Path, head: Path) -> RunLog:
