@@ -1,9 +1,11 @@
 """One full ingest in a process of its own, so that its peak memory can be read.
 
-    python -m bench.ingest_child STORE DB
+    python -m bench.ingest_child STORE DB [--no-summaries]
 
 Prints one JSON line: seconds (ingest() alone), the report's counts, and the
 process's peak RSS before and after the ingest (ru_maxrss, KiB on Linux).
+``--no-summaries`` ingests as runlog did before its run-level names and summaries
+(schema 2): flattening skips them, so their cost can be measured beside it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import time
 
 def main() -> None:
     store, db = sys.argv[1], sys.argv[2]
-    from runlog.index import ingest  # imports first: their memory is reported apart
+    from runlog.index import flatten, ingest  # imports first: their memory is reported apart
+
+    if "--no-summaries" in sys.argv[3:]:
+        flatten.run_metric_rows = flatten.run_param_rows = lambda *args: []
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()

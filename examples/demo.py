@@ -30,6 +30,7 @@ PIPELINES = [
     ("examples/experiment_tracking_step.py", ["demo-steps"]),
     ("examples/parallel_branches.py", ["4", "demo-parallel"]),
     ("examples/failing_pipeline.py", ["demo-failing"]),
+    ("examples/sweep.py", []),  # sweep-01..06 and sweep-ensemble: fixed times, the same everywhere
 ]
 
 
@@ -116,13 +117,12 @@ def index_and_query() -> None:
     show("ingest", str(STORE), *real, "--quiet")
     heading("Asking the index")
     show("runs", "--metric", "loss", "--metric", "answer")
+    show("runs", "--tag", "sweep", "--param", "lr", "--param", "batch", "--metric", "min:loss",
+         "--metric", "argmin:loss", "--where", "min:loss < 0.25", "--sort", "min:loss")
+    show("keys", "--like", "%loss%")
+    show("compare", "sweep-01", "sweep-03", "--summary", "min")
     show("metrics", "demo-steps", "--key", "loss")
     show("query", "--named", "failed_steps")
-    show(
-        "query",
-        "select run_id, step_name, key, step, value from metrics where key = :key order by value limit 5",
-        "-p", "key", "loss",
-    )
 
 
 def main() -> None:
@@ -133,10 +133,11 @@ def main() -> None:
     heading("Next")
     print("  Put runlog on your PATH:        source .venv/bin/activate")
     print("  Then, in this folder:")
-    print("    runlog runs                      every run in runlog.db (the default index)")
-    print("    runlog show demo-parallel        one run: its steps, branches and metrics")
-    print("    runlog serve                     browse them, with charts, at http://127.0.0.1:8001")
-    print("    runlog export mlflow --all --dry-run   what an export to MLflow would send")
+    print("    runlog runs                              every run in runlog.db (the default index)")
+    print("    runlog show demo-parallel                one run: its steps, branches and metrics")
+    print("    runlog runs --metric min:loss --sort min:loss --limit 3    the three lowest losses")
+    print("    runlog serve                             browse them, with charts, at http://127.0.0.1:8001")
+    print("    runlog export mlflow --all --dry-run     what an export to MLflow would send")
 
 
 if __name__ == "__main__":

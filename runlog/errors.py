@@ -16,6 +16,10 @@ class UsageProblem(RunlogError):
     exit_code = 2
 
 
+class RunNotFound(UsageProblem, LookupError):
+    """No run with that id in the store or the index."""
+
+
 class NoIndex(UsageProblem):
     """The index file a read command was pointed at does not exist, or is not an index."""
 
@@ -27,10 +31,6 @@ class NoIndex(UsageProblem):
 
 class InvalidName(RunlogError, ValueError):
     """A run_id, step or branch name that could escape the store folder."""
-
-
-class RunNotFound(RunlogError, LookupError):
-    """No run with that id in the store."""
 
 
 class BadRunLog(RunlogError):

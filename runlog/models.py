@@ -191,11 +191,13 @@ class RunLog(_Model):
 
     # -- canonical views -------------------------------------------------
     def generation(self) -> Generation:
-        """Which released format the log is in: g1 (magnus 0.5 / runnable 0.1,
-        attempt ``parameters``), g2 (runnable <= 0.5, raw ``input_parameters``),
-        g3 (runnable 0.6+, typed parameters and per-attempt metrics)."""
+        """Which shape the log is in: g1 (magnus 0.5, attempt ``parameters``), g2 (the
+        seed's shape: runnable 0.1-0.5, raw ``input_parameters``, and every run runlog
+        records), g3 (runnable 0.6+, typed parameters and per-attempt metrics)."""
         if "job" in self.model_fields_set:
             return "g3"
+        if seed_shaped_config(self.run_config):  # attempt `parameters` alone would read as magnus
+            return "g2"
         saw_g2 = False
         for step in self.iter_steps():
             for attempt in step.attempts:
@@ -237,6 +239,17 @@ class RunLog(_Model):
 
     def to_json(self, indent: int | None = 4) -> str:
         return json.dumps(self.to_json_dict(), indent=indent, allow_nan=True)
+
+
+def seed_shaped_config(run_config: Any) -> bool:
+    """Whether a run_config is in the seed's shape (runnable 0.1-0.5, and every run runlog
+    records): its executor has ``placeholders``, where magnus 0.5's has ``overrides``.
+
+    >>> seed_shaped_config({"executor": {"placeholders": {}}}), seed_shaped_config({"executor": {"overrides": {}}})
+    (True, False)
+    """
+    executor = run_config.get("executor") if isinstance(run_config, dict) else None
+    return isinstance(executor, dict) and "placeholders" in executor
 
 
 def _walk(steps: dict[str, StepLog]) -> Iterator[StepLog]:

@@ -1,4 +1,4 @@
--- runlog index schema, version 1 (PRAGMA user_version = 1)
+-- runlog index schema, version 2 (PRAGMA user_version = 2)
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     tag TEXT,
@@ -115,18 +115,46 @@ CREATE TABLE IF NOT EXISTS step_latest (
     timestamp_ms INTEGER,
     PRIMARY KEY (run_id, step_name, key)
 );
--- run_latest: per (run, key), the latest numeric point over all steps of the run:
--- highest step, then the attempt that ended last, then step name (what leaderboards rank).
-CREATE TABLE IF NOT EXISTS run_latest (
+-- Run-level names and summaries (runlog.index.summaries), kept by ingest: within a run,
+-- a key's plain name belongs to the first step in run order that recorded it; the same
+-- key in another step is <step_name>/<key>. What runs, leaderboards, compare and the
+-- web pages sort and filter by: kept in name order (WITHOUT ROWID), so that every run's
+-- value of one name is one range, and each run's is one seek.
+CREATE TABLE IF NOT EXISTS run_metrics (
     run_id TEXT NOT NULL,
-    key TEXT NOT NULL,
+    name TEXT NOT NULL,
     step_name TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    value REAL,
+    key TEXT NOT NULL,
+    position INTEGER,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first REAL,
+    first_step INTEGER,
+    last REAL,
+    last_step INTEGER,
+    last_text TEXT,
+    min REAL,
+    argmin INTEGER,
+    max REAL,
+    argmax INTEGER,
+    mean REAL,
     timestamp_ms INTEGER,
-    PRIMARY KEY (run_id, key)
-);
-CREATE INDEX IF NOT EXISTS run_latest_key_value ON run_latest (key, value);
+    PRIMARY KEY (name, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_metrics_run ON run_metrics (run_id);
+CREATE TABLE IF NOT EXISTS run_params (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    position INTEGER,
+    direction TEXT NOT NULL,
+    kind TEXT,
+    value REAL,
+    text TEXT,
+    PRIMARY KEY (name, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_params_run ON run_params (run_id);
 CREATE VIEW IF NOT EXISTS latest_metrics AS
 SELECT run_id, step_name, key, step, value, value_text, kind FROM step_latest;
 CREATE VIEW IF NOT EXISTS run_summary AS

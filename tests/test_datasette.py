@@ -203,7 +203,7 @@ def test_query_failed_steps(ds):
 
 def test_query_param_diff(ds):
     assert run_query(ds, "param_diff", run_a="case2-metrics", run_b=FAILED_RUN) == [
-        {"step_name": "", "direction": "run", "key": "doubled_rows", "value_a": "200", "value_b": "100"}
+        {"name": "doubled_rows", "value_a": "200", "value_b": "100"}
     ]
 
 

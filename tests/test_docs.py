@@ -1,7 +1,8 @@
 """The README stays true: its commands run as shown, and every command is documented.
 
 Each ```console block runs in a fresh folder standing in for the README's
-``/tmp/doc``: a ``.run_log_store`` holding the six fixture runs, indexed into
+``/tmp/doc``: a ``.run_log_store`` holding the six fixture runs and the sweep of
+``examples/sweep.py``, indexed into
 ``runlog.db`` first unless the block starts by ingesting. Every ``$ `` line runs
 in bash; the lines after it are the output it must print. Blocks that need a
 server running beside them (``runlog serve``, ``curl``) are checked elsewhere
@@ -11,6 +12,7 @@ server running beside them (``runlog serve``, ``curl``) are checked elsewhere
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,7 @@ def parse_block(block: str) -> list[tuple[str, str]]:
 
 
 def prepare(folder: Path, ingest: bool) -> None:
+    """The README's /tmp/doc: the six real runs and the sweep of examples/sweep.py in a store."""
     store = folder / ".run_log_store"
     store.mkdir(parents=True)
     for source in fixture_sources():
@@ -50,6 +53,7 @@ def prepare(folder: Path, ingest: bool) -> None:
             shutil.copytree(source, store / source.name)
         else:
             shutil.copy2(source, store / source.name)
+    runpy.run_path(str(REPO / "examples" / "sweep.py"))["main"](str(store))
     if ingest:
         subprocess.run([str(BIN / "runlog"), "ingest", "--quiet"], cwd=folder, check=True, capture_output=True)
 

@@ -1,9 +1,10 @@
-"""The fast paths of issue 7 give the same answers as the plain ones (no timing here).
+"""The fast paths give the same answers as the plain ones (no timing here).
 
 * a first ingest builds the secondary metrics indexes at its end, and open_db() rebuilds
   them when such an ingest was killed before that;
-* the leaderboard's per-run index seeks equal ranking every point with a window function;
-* compare_runs' one-pass latest metrics equal the latest_metrics view.
+* run_metrics (run-level names and summaries, kept by ingest), and with it the
+  leaderboard and compare, equal computing every answer again from every point;
+* step_latest equals the highest step of every (run, step, key).
 """
 
 from __future__ import annotations
@@ -11,26 +12,12 @@ from __future__ import annotations
 import random
 import sqlite3
 
-from runlog.index import queries, reports
-from runlog.index import ingest, open_db
+import pytest
+
+from runlog.errors import UsageProblem
+from runlog.index import ingest, open_db, queries, runs
 from runlog.index.schema import BULK_INDEXES, PAGE_SIZE
-from runlog.index.writer import fill_latest
-
-# The leaderboard as first written: rank every numeric point of the key within its run.
-REFERENCE_LEADERBOARD = """WITH latest AS (
-    SELECT m.run_id, m.step_name, m.step, m.value,
-        row_number() OVER (PARTITION BY m.run_id ORDER BY m.step DESC, m.timestamp_ms DESC, m.step_name DESC) AS rank_in_run
-    FROM metrics m
-    WHERE m.key = :key AND m.kind = 'numeric'
-)
-SELECT r.run_id, r.tag, r.status, r.start_time, l.step_name, l.step, l.value
-FROM latest l JOIN runs r ON r.run_id = l.run_id
-WHERE l.rank_in_run = 1
-ORDER BY l.value IS NULL,
-    CASE WHEN :direction = 'asc' THEN l.value END ASC,
-    CASE WHEN :direction = 'asc' THEN NULL ELSE l.value END DESC,
-    r.run_id"""
-
+from runlog.index.writer import fill_latest, refill_run_tables
 
 def _index_sql(path) -> dict[str, str]:
     conn = sqlite3.connect(path)
@@ -75,8 +62,9 @@ def test_reingest_keeps_the_indexes(tmp_path, fixture_store):
 
 
 def _tricky_index(path) -> sqlite3.Connection:
-    """Runs whose latest point of ``loss`` ties on step across steps, has NULL timestamps,
-    or is not numeric; one run has only a text ``loss``, one has none."""
+    """Runs whose steps record ``loss`` and ``acc`` in a random run order, ending on the
+    same step or not, with NULL timestamps, NaN, infinities and text points; one run has
+    only a text ``loss``, one has no metric."""
     db = open_db(path)
     conn = db.conn
     rng = random.Random(3)
@@ -85,54 +73,96 @@ def _tricky_index(path) -> sqlite3.Connection:
         run_id = f"run-{r:02d}"
         conn.execute("INSERT INTO runs (run_id, tag, status, start_time) VALUES (?, 'x', 'SUCCESS', ?)",
                      (run_id, f"2025-01-01 00:00:{r:02d}"))
+        order = rng.sample(("a", "b", "c"), 3)
+        for position, step_name in enumerate(order):
+            conn.execute("INSERT INTO steps (run_id, step_name, name, branch, position) VALUES (?, ?, ?, '', ?)",
+                         (run_id, step_name, step_name, position))
         if r == 11:
             continue
-        for step_name in ("a", "b", "c"):
+        for step_name in order:
             top = rng.choice((2, 3))
             for step in range(top + 1):
                 kind = "text" if (r == 10 or (step == top and rng.random() < 0.3)) else "numeric"
-                value = None if kind == "text" else rng.choice((0.5, 1.0, rng.random()))
+                value = None if kind == "text" else rng.choice((0.5, 1.0, None, float("inf"), rng.random()))
+                text = "t" if kind == "text" else ("NaN" if value is None else None)
                 stamp = rng.choice((None, 1000, 2000))
                 conn.execute(
                     "INSERT INTO metrics (run_id, step_name, key, step, value, value_text, kind, timestamp_ms) "
-                    "VALUES (?, ?, 'loss', ?, ?, ?, ?, ?)",
-                    (run_id, step_name, step, value, "t" if kind == "text" else None, kind, stamp))
+                    "VALUES (?, ?, 'loss', ?, ?, ?, ?, ?)", (run_id, step_name, step, value, text, kind, stamp))
                 conn.execute(
                     "INSERT INTO metrics (run_id, step_name, key, step, value, value_text, kind, timestamp_ms) "
                     "VALUES (?, ?, 'acc', ?, ?, NULL, 'numeric', ?)", (run_id, step_name, step, rng.random(), stamp))
         fill_latest(conn, run_id)
+        refill_run_tables(conn, run_id)
     conn.execute("COMMIT")
     return db
 
 
-def test_leaderboard_equals_ranking_every_point(tmp_path):
-    db = _tricky_index(tmp_path / "runlog.db")
-    for key in ("loss", "acc", "missing"):
-        for direction in ("desc", "asc"):
-            params = {"key": key, "direction": direction}
-            _, rows = queries.run_named(db, "leaderboard", params)
-            expected = db.conn.execute(REFERENCE_LEADERBOARD, params).fetchall()
-            assert [tuple(row.values()) for row in rows] == expected
-    _, rows = queries.run_named(db, "leaderboard", {"key": "loss"})
-    assert len(rows) == 10  # run-10 has only text, run-11 nothing
+def reference_run_metrics(conn) -> dict[tuple[str, str], dict]:
+    """(run_id, run-level name) -> summaries, computed from every point without runlog's code:
+    the plain name goes to the step that comes first in run order, others get step/key."""
+    points: dict[tuple, list] = {}
+    for run_id, step_name, key, step, value, text, kind, position in conn.execute(
+            "SELECT m.run_id, m.step_name, m.key, m.step, m.value, m.value_text, m.kind, s.position "
+            "FROM metrics m JOIN steps s ON s.run_id = m.run_id AND s.step_name = m.step_name"):
+        points.setdefault((run_id, key, position, step_name), []).append((step, value, text, kind))
+    found, first = {}, set()
+    for run_id, key, position, step_name in sorted(points):
+        name = key if (run_id, key) not in first else f"{step_name}/{key}"
+        first.add((run_id, key))
+        rows = sorted(points[(run_id, key, position, step_name)])
+        values = [(v, s) for s, v, _, _ in rows if v is not None]
+        low = min(values, default=(None, None), key=lambda p: (p[0], p[1]))
+        high = max(values, default=(None, None), key=lambda p: (p[0], -p[1]))
+        found[(run_id, name)] = {
+            "count": len(rows), "first": rows[0][1], "last": rows[-1][1], "last_text": rows[-1][2],
+            "last_step": rows[-1][0], "min": low[0], "argmin": low[1], "max": high[0], "argmax": high[1],
+            "kind": rows[0][3] if len({r[3] for r in rows}) == 1 else "mixed",
+            "mean": sum(v for v, _ in values) / len(values) if values else None,
+        }
+    return found
 
 
-def test_compare_runs_metrics_equal_the_latest_metrics_view(tmp_path):
+def test_run_metrics_equal_computing_them_from_every_point(tmp_path):
     db = _tricky_index(tmp_path / "runlog.db")
-    columns, rows = reports.compare_runs(db, ["run-00", "run-01"])
-    got = {(row["step_name"], row["name"]): (row["run-00"], row["run-01"]) for row in rows if row["what"] == "metric"}
-    expected: dict[tuple, list] = {}
-    for i, run_id in enumerate(("run-00", "run-01")):
-        for step_name, key, value in db.conn.execute(
-            "SELECT step_name, key, coalesce(value, value_text) FROM latest_metrics WHERE run_id = ?", (run_id,)
-        ):
-            expected.setdefault((step_name, key), [None, None])[i] = value
-    assert got == {k: tuple(v) for k, v in expected.items()}
-    assert len(got) == 6
+    expected = reference_run_metrics(db.conn)
+    columns = ("count", "first", "last", "last_text", "last_step", "min", "argmin", "max", "argmax", "kind", "mean")
+    got = {(row[0], row[1]): dict(zip(columns, row[2:])) for row in db.conn.execute(
+        f"SELECT run_id, name, {', '.join(columns)} FROM run_metrics")}
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert got[name] == pytest.approx(expected[name], nan_ok=True), name
+    assert {name for _, name in got} >= {"loss", "acc", "b/loss", "c/acc"}
+
+
+def test_leaderboard_ranks_the_run_level_last_value(tmp_path):
+    db = _tricky_index(tmp_path / "runlog.db")
+    expected = reference_run_metrics(db.conn)
+    for key in ("loss", "acc", "a/loss"):
+        board = [(run_id, s["last"]) for (run_id, name), s in sorted(expected.items())
+                 if name == key and (s["kind"] == "numeric" or s["last"] is not None)]
+        for direction in ("desc", "asc", "max", "min"):
+            _, rows = queries.run_named(db, "leaderboard", {"key": key, "direction": direction})
+            wanted = sorted(board, key=lambda b: (b[1] is None, (b[1] or 0) * (1 if direction in ("asc", "min")
+                                                                                 else -1), b[0]))
+            assert [(row["run_id"], row["value"]) for row in rows] == wanted, (key, direction)
+    with pytest.raises(UsageProblem, match="no metric 'missing'"):
+        queries.run_named(db, "leaderboard", {"key": "missing"})
+
+
+def test_compare_equals_the_run_level_values(tmp_path):
+    db = _tricky_index(tmp_path / "runlog.db")
+    expected = reference_run_metrics(db.conn)
+    columns, rows = runs.compare_runs(db, ["run-00", "run-01"], summary="max")
+    got = {row["spec"]: (row["run-00"], row["run-01"]) for row in rows}
+    names = sorted({name for (run_id, name) in expected if run_id in ("run-00", "run-01")})
+    assert set(got) == {f"max:{name}" for name in names}
+    for name in names:
+        assert got[f"max:{name}"] == tuple(expected.get((r, name), {}).get("max") for r in ("run-00", "run-01"))
 
 
 def test_latest_tables_equal_computing_them_from_every_point(tmp_path, fixture_store):
-    """step_latest (behind the latest_metrics view) and run_latest, kept by ingest, hold
+    """step_latest (behind the latest_metrics view) and run_metrics, kept by ingest, hold
     exactly what a scan of every metric row gives, also after a run is re-ingested."""
     db_path = tmp_path / "runlog.db"
     ingest([fixture_store], db_path)
@@ -146,9 +176,8 @@ def test_latest_tables_equal_computing_them_from_every_point(tmp_path, fixture_s
         ORDER BY 1, 2, 3""").fetchall()
     assert conn.execute("SELECT * FROM latest_metrics ORDER BY 1, 2, 3").fetchall() == by_step
     assert ("legacy-track-this", "emit api metrics", "loss", 3, 0.1, None, "numeric") in by_step
-    by_run = conn.execute("""SELECT run_id, key, step_name, step, value FROM (
-        SELECT m.*, row_number() OVER (PARTITION BY run_id, key
-                                       ORDER BY step DESC, timestamp_ms DESC, step_name DESC) AS rank
-        FROM metrics m WHERE kind = 'numeric') WHERE rank = 1 ORDER BY 1, 2""").fetchall()
-    assert conn.execute("SELECT run_id, key, step_name, step, value FROM run_latest ORDER BY 1, 2").fetchall() == by_run
-    assert len(by_run) > 20
+    expected = reference_run_metrics(conn)
+    got = {(run_id, name): (last, count) for run_id, name, last, count in conn.execute(
+        "SELECT run_id, name, last, count FROM run_metrics")}
+    assert got == {k: (v["last"], v["count"]) for k, v in expected.items()}
+    assert got[("legacy-track-this", "loss")] == (0.1, 4)

@@ -391,7 +391,7 @@ def test_changed_run_is_updated_and_conflicts_name_the_run(tmp_path, mlflow_serv
     db = synthetic_db(tmp_path / "b", [synthetic_run("grow-1", "t", 4)])
     again = run_export("grow-1", "--experiment", "grow", db=db, uri=uri)
     assert again.exit_code == 0, again.output
-    assert again.stdout == "1 run exported (1 resumed), 0 skipped as already in MLflow, 0 failed; 4 metric points and 0 params sent\n"
+    assert again.stdout.splitlines()[-1] == "1 run exported (1 resumed), 0 skipped as already in MLflow, 0 failed; 4 metric points and 0 params sent"
     client = MlflowClient(uri)
     run = runs_of(client, "grow")["grow-1"]
     assert run.info.status == "FINISHED"
@@ -424,7 +424,7 @@ def test_refused_request_names_the_run_and_the_others_go_on(fixture_db, mlflow_s
         conn.execute("UPDATE metrics SET timestamp_ms = -5 WHERE run_id = 'case2-metrics'")
     result = run_export("case1-simple", "case2-metrics", "--experiment", "refused", db=fixture_db, uri=mlflow_server.uri)
     assert result.exit_code == 1
-    assert result.stdout == "1 run exported, 0 skipped as already in MLflow, 1 failed; 0 metric points and 2 params sent\n"
+    assert result.stdout.splitlines()[-1] == "1 run exported, 0 skipped as already in MLflow, 1 failed; 0 metric points and 2 params sent"
     assert result.stderr == (
         "error: run case2-metrics: MLflow refused the request (INVALID_PARAMETER_VALUE): Invalid value -5 for "
         "parameter 'metrics[0].timestamp' supplied: metric 'accuracy' (value=0.875). "
@@ -438,7 +438,7 @@ def test_transient_errors_are_retried(fixture_db, mlflow_server, monkeypatch):
         result = run_export("legacy-track-this", "--experiment", "flaky", db=fixture_db, uri=proxy.uri)
     assert result.exit_code == 0, result.output
     assert proxy.failed == 2
-    assert result.stdout == "1 run exported, 0 skipped as already in MLflow, 0 failed; 10 metric points and 7 params sent\n"
+    assert result.stdout.splitlines()[-1] == "1 run exported, 0 skipped as already in MLflow, 0 failed; 10 metric points and 7 params sent"
     client = MlflowClient(mlflow_server.uri)
     run = runs_of(client, "flaky")["legacy-track-this"]
     assert history(client, run, "loss") == [(0, 0.9, API_TS), (1, 0.5, API_TS), (2, 0.2, API_TS)]
@@ -499,7 +499,7 @@ def test_killed_exporter_is_completed_by_the_next_export(bulk_db, mlflow_server)
     assert result.exit_code == 0, result.output
     assert_complete(client, "bulk-killed")
     again = run_export("--all", "--experiment", "bulk-killed", db=bulk_db, uri=mlflow_server.uri)
-    assert again.stdout == f"0 runs exported, {RUNS} skipped as already in MLflow, 0 failed; 0 metric points and 0 params sent\n"
+    assert again.stdout.splitlines()[-1] == f"0 runs exported, {RUNS} skipped as already in MLflow, 0 failed; 0 metric points and 0 params sent"
 
 
 def test_server_gone_mid_export_then_back(bulk_db, mlflow_server):

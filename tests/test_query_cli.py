@@ -70,16 +70,16 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_counts_until_the_total_is_known_then_shows_it(monkeypatch):
-    monkeypatch.setattr(ProgressBar, "REDRAW_SECONDS", 0)
+    monkeypatch.setattr(ProgressBar, "MIN_INTERVAL", 0)
     terminal = _Terminal()
     with ProgressBar("ingesting", quiet=False, file=terminal) as bar:
-        for total in (None, None, 3):  # a bucket still being listed, then listed
+        for total in (None, None):  # a bucket still being listed: a count and a rate
             bar.step(total)
-    frames = terminal.getvalue().split("\r")[1:]
-    assert [f.split(",")[0].strip() for f in frames] == [
-        "ingesting: 1 (listing...)", "ingesting: 2 (listing...)", "ingesting: 3 of 3", "ingesting: 3 of 3"]
-    assert terminal.getvalue().endswith("\n") and all(f.rstrip().endswith("/s") for f in frames[1:])  # a rate
-    assert all(len(later) >= len(earlier.rstrip()) for earlier, later in zip(frames, frames[1:]))  # overwrites it
+        counting = terminal.getvalue()
+        bar.step(3)  # listed: now a bar with the total and the time left
+    assert "ingesting: 2run" in counting and "run/s" in counting and "%" not in counting
+    shown = terminal.getvalue()[len(counting):]
+    assert "3/3" in shown and "100%" in shown
 
 
 def test_progress_is_a_bar_when_the_total_is_known_and_silent_when_quiet_or_piped():
@@ -87,10 +87,11 @@ def test_progress_is_a_bar_when_the_total_is_known_and_silent_when_quiet_or_pipe
     with ProgressBar("exporting", quiet=False, file=terminal) as bar:
         for _ in range(4):
             bar.step(4)
-    assert "exporting" in terminal.getvalue() and "100%" in terminal.getvalue()
+    assert "exporting" in terminal.getvalue() and "100%" in terminal.getvalue() and "4/4" in terminal.getvalue()
     for quiet, stream in ((True, _Terminal()), (False, io.StringIO())):
         with ProgressBar("ingesting", quiet=quiet, file=stream) as bar:
             bar.step(None)
+            bar.write("a line")
         assert stream.getvalue() == ""
 
 
@@ -167,40 +168,47 @@ def test_query_json_renders_nan_and_infinity_as_strings(db):
 def test_named_queries(db):
     board = invoke("query", "--named", "leaderboard", "-p", "key", "loss", "--db", db, "--format", "json")
     assert [(r["run_id"], r["value"]) for r in json.loads(board.stdout)] == [("legacy-track-this", 0.2)]
-    asc = invoke("query", "--named", "leaderboard", "-p", "key", "answer", "-p", "direction", "asc", "--db", db,
+    asc = invoke("query", "--named", "leaderboard", "-p", "key", "answer", "-p", "direction", "min", "--db", db,
                  "--format", "csv")
-    assert asc.stdout.splitlines()[1:] == [
-        "legacy-track-this,legacy-demo,SUCCESS,2026-11-26 09:29:11.834054,emit api metrics,0,42",
-        "magnus-env-metrics,magnus-demo,SUCCESS,2026-11-26 09:30:01.737691,shell,0,42",
-        "magnus-env-metrics-chunked,magnus-demo,SUCCESS,2026-11-26 09:30:03.075233,shell,0,42",
+    assert asc.stdout.splitlines()[1:] == [  # csv keeps every digit, and times as stored
+        "legacy-track-this,legacy-demo,SUCCESS,2026-11-26 09:29:11.834054,emit api metrics,0,42.0",
+        "magnus-env-metrics,magnus-demo,SUCCESS,2026-11-26 09:30:01.737691,shell,0,42.0",
+        "magnus-env-metrics-chunked,magnus-demo,SUCCESS,2026-11-26 09:30:03.075233,shell,0,42.0",
     ]
     history = invoke("query", "--named", "metric_history", "-p", "run_id", "case2-metrics", "-p", "key", "loss_curve",
                      "--db", db, "--format", "json")
-    assert [(r["step"], r["value"]) for r in json.loads(history.stdout)] == [(0, 0.9), (1, 0.61), (2, 0.42), (3, 0.33)]
+    assert [(r["name"], r["step"], r["value"]) for r in json.loads(history.stdout)] == [
+        ("loss_curve", 0, 0.9), ("loss_curve", 1, 0.61), ("loss_curve", 2, 0.42), ("loss_curve", 3, 0.33)]
     by_tag = invoke("query", "--named", "runs_by_tag", "-p", "tag", "exp-a", "--db", db, "--format", "json")
     assert [r["run_id"] for r in json.loads(by_tag.stdout)] == ["case2-metrics"]
     diff = invoke("query", "--named", "param_diff", "-p", "run_a", "case1-simple", "-p", "run_b", "case2-metrics",
                   "--db", db, "--format", "json")
-    assert json.loads(diff.stdout)[0] == {
-        "step_name": "", "direction": "run", "key": "accuracy", "value_a": None, "value_b": "0.875"}
+    assert json.loads(diff.stdout)[0] == {"name": "accuracy", "value_a": None, "value_b": "0.875"}
     failed = invoke("query", "--named", "failed_steps", "--db", db)
     assert failed.stdout.endswith("(no rows)\n")
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, code, message",
     [
-        (["--named", "leaderboard"], "Error: named query 'leaderboard' needs -p key VALUE\n"),
-        (["--named", "nope"], "Error: no named query 'nope': use one of failed_steps, leaderboard, "
-                              "metric_history, param_diff, runs_by_tag\n"),
-        (["SELECT :x"], "Error: SQL error: You did not supply a value for binding parameter :x.\n"),
-        (["SELECT * FROM missing_table"], "Error: SQL error: no such table: missing_table\n"),
-        (["SELECT 1; DELETE FROM runs"], "Error: SQL error: You can only execute one statement at a time.\n"),
+        (["--named", "leaderboard"], 2, "Error: named query 'leaderboard' needs -p key VALUE\n"),
+        (["--named", "leaderbord"], 2, "Error: no named query 'leaderbord'; did you mean leaderboard? (one of "
+                                       "failed_steps, leaderboard, metric_history, param_diff, runs_by_tag)\n"),
+        (["--named", "leaderboard", "-p", "key", "los"], 2,
+         "Error: no metric 'los' in any run; did you mean loss, loss_curve? (`runlog keys` lists them)\n"),
+        (["--named", "leaderboard", "-p", "key", "loss", "-p", "direction", "sideways"], 2,
+         "Error: direction 'sideways': use asc or desc (min and max mean the same)\n"),
+        (["--named", "metric_history", "-p", "run_id", "case2-metric", "-p", "key", "loss_curve"], 2,
+         "Error: no run 'case2-metric' in the index; did you mean case2-metrics, magnus-env-metrics?\n"),
+        (["--named", "runs_by_tag", "-p", "tag", "exp_a"], 2, "Error: no run has tag 'exp_a'; did you mean exp-a?\n"),
+        (["SELECT :x"], 1, "Error: SQL error: You did not supply a value for binding parameter :x.\n"),
+        (["SELECT * FROM missing_table"], 1, "Error: SQL error: no such table: missing_table\n"),
+        (["SELECT 1; DELETE FROM runs"], 1, "Error: SQL error: You can only execute one statement at a time.\n"),
     ],
 )
-def test_query_errors_are_one_line(db, args, message):
+def test_query_errors_are_one_line(db, args, code, message):
     result = invoke("query", *args, "--db", db)
-    assert (result.exit_code, result.stderr) == (1, message)
+    assert (result.exit_code, result.stderr) == (code, message)
 
 
 def test_query_usage_errors(db):
@@ -270,16 +278,19 @@ def test_read_pragmas_are_allowed(db):
 
 def test_runs_with_metrics(db):
     result = invoke("runs", "--metric", "loss", "--metric", "answer", "--db", db)
-    assert result.stdout == (
-        "run_id                      tag          status   start_time                  duration_s  steps  loss  answer\n"
-        "--------------------------  -----------  -------  --------------------------  ----------  -----  ----  ------\n"
-        "case1-simple                study        SUCCESS  2026-11-26 09:27:35.361541    0.073682      3\n"
-        "case2-metrics               exp-a        SUCCESS  2026-11-26 09:27:41.754843    0.085593      3\n"
-        "case4-branches-chunked      branches     SUCCESS  2026-11-26 09:27:49.095961    0.537489     15\n"
-        "legacy-track-this           legacy-demo  SUCCESS  2026-11-26 09:29:11.834054     0.46234      4   0.2      42\n"
-        "magnus-env-metrics          magnus-demo  SUCCESS  2026-11-26 09:30:01.737691     0.33349      7            42\n"
-        "magnus-env-metrics-chunked  magnus-demo  SUCCESS  2026-11-26 09:30:03.075233    0.239733      7            42\n"
+    assert result.stdout == (  # a table for reading: times as ISO 8601 UTC, 7 significant digits
+        "run_id                      tag          status   start_time                duration_s  steps  loss  answer\n"
+        "--------------------------  -----------  -------  ------------------------  ----------  -----  ----  ------\n"
+        "case1-simple                study        SUCCESS  2026-11-26T09:27:35.361Z    0.073682      3\n"
+        "case2-metrics               exp-a        SUCCESS  2026-11-26T09:27:41.754Z    0.085593      3\n"
+        "case4-branches-chunked      branches     SUCCESS  2026-11-26T09:27:49.095Z    0.537489     15\n"
+        "legacy-track-this           legacy-demo  SUCCESS  2026-11-26T09:29:11.834Z     0.46234      4   0.2      42\n"
+        "magnus-env-metrics          magnus-demo  SUCCESS  2026-11-26T09:30:01.737Z     0.33349      7            42\n"
+        "magnus-env-metrics-chunked  magnus-demo  SUCCESS  2026-11-26T09:30:03.075Z    0.239733      7            42\n"
     )
+    bare = invoke("runs", "--metric", "answer", "--sort", "-answer", "--limit", "1", "--format", "tsv",
+                  "--no-headers", "--db", db)
+    assert bare.stdout == "legacy-track-this\tlegacy-demo\tSUCCESS\t2026-11-26 09:29:11.834054\t0.46234\t4\t42.0\n"
 
 
 def test_runs_filters(db):
@@ -289,31 +300,31 @@ def test_runs_filters(db):
                        "--db", db, "--format", "json")
     assert json.loads(by_status.stdout) == [{
         "run_id": "case2-metrics", "tag": "exp-a", "status": "SUCCESS", "start_time": "2026-11-26 09:27:41.754843",
-        "duration_s": 0.085593, "steps": 3, "converged": "true", "metric:status": None,
+        "duration_s": 0.085593, "steps": 3, "converged": "true",
     }]
-    none = invoke("runs", "--status", "FAIL", "--db", db)
+    none = invoke("runs", "--where", "status = 'FAIL'", "--db", db)
     assert none.stdout.endswith("(no rows)\n")
 
 
 @pytest.mark.parametrize(
-    "args",
+    "args, message",
     [
-        ["runs", "--tag", "x' OR '1'='1"],
-        ["runs", "--status", "SUCCESS' OR 1=1 --"],
-        ["runs", "--tag", "exp-a", "--metric", "loss') ; DROP TABLE runs; --"],
-        ["runs", "--tag", "exp-a", "--metric", 'm0" FROM runs --'],
-        ["metrics", "case2-metrics", "--key", "x' OR 1=1 --"],
-        ["metrics", "case2-metrics", "--step-name", "train' OR '1'='1"],
+        (["runs", "--tag", "x' OR '1'='1"], "no run has tag \"x' OR '1'='1\""),
+        (["runs", "--status", "SUCCESS' OR 1=1 --"], "no run has status \"SUCCESS' OR 1=1 --\""),
+        (["runs", "--tag", "exp-a", "--metric", "loss') ; DROP TABLE runs; --"], "column \"loss') ; DROP"),
+        (["runs", "--tag", "exp-a", "--metric", '`m0" FROM runs --`'], "no metric 'm0\" FROM runs --' in any run"),
+        (["runs", "--where", "tag = 'x'' OR 1=1 --'"], None),
+        (["metrics", "case2-metrics", "--key", "x' OR 1=1 --"], "no metric key \"x' OR 1=1 --\" in run"),
+        (["metrics", "case2-metrics", "--step-name", "train' OR '1'='1"], "no step \"train' OR '1'='1\" in run"),
     ],
 )
-def test_sql_injection_through_options_is_harmless(db, args):
+def test_sql_injection_through_options_is_harmless(db, args, message):
     result = invoke(*args, "--db", db, "--format", "json")
-    assert result.exit_code == 0
-    rows = json.loads(result.stdout)
-    if args[0] == "runs" and "--metric" in args:
-        assert len(rows) == 1 and rows[0]["run_id"] == "case2-metrics" and rows[0][args[-1]] is None
-    else:
-        assert rows == []
+    if message is None:  # a value bound as it is: it matches nothing
+        assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+    else:  # a name that matches nothing: one line, exit 2
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1
+        assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
     assert count_runs(db) == 6
 
 
@@ -321,9 +332,10 @@ def test_sql_injection_through_options_is_harmless(db, args):
 def test_injection_through_run_ids_is_harmless(db, command):
     run_id = "x' OR '1'='1"
     result = invoke(command, run_id, "--db", db)
-    assert (result.exit_code, result.stderr) == (1, f"Error: no run {run_id!r} in the index (see `runlog runs`)\n")
+    assert (result.exit_code, result.stderr) == (2, f"Error: no run {run_id!r} in the index\n")
     compare = invoke("compare", "case1-simple", "case2-metrics'; DROP TABLE runs; --", "--db", db)
-    assert compare.exit_code == 1
+    assert compare.exit_code == 2
+    assert compare.stderr.startswith("Error: no run \"case2-metrics'; DROP TABLE runs; --\" in the index")
     assert count_runs(db) == 6
 
 
@@ -331,27 +343,31 @@ def test_show_tree(db):
     result = invoke("show", "magnus-env-metrics-chunked", "--db", db)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "run magnus-env-metrics-chunked  status SUCCESS  tag magnus-demo  format g1 chunked-fs"
+    assert lines[:2] == [
+        "run magnus-env-metrics-chunked  status SUCCESS  tag magnus-demo  format g1 chunked-fs",
+        "start 2026-11-26T09:30:03.075Z  end 2026-11-26T09:30:03.314Z  duration 0.240s",
+    ]
     assert lines[3:19] == [
         "steps",
         "  shell  [task]  SUCCESS",
-        "    attempt 1  SUCCESS  2026-11-26 09:30:03.075233  0.006s",
+        "    attempt 1  SUCCESS  2026-11-26T09:30:03.075Z  0.006s",
         "  parallel  [parallel]  SUCCESS",
         "    branch parallel.left",
         "      left_metrics  [task]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26 09:30:03.158859  0.012s",
+        "        attempt 1  SUCCESS  2026-11-26T09:30:03.158Z  0.012s",
         "      success  [success]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26 09:30:03.204704  0.001s",
+        "        attempt 1  SUCCESS  2026-11-26T09:30:03.204Z  0.001s",
         "    branch parallel.right",
         "      right_metrics  [task]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26 09:30:03.250554  0.006s",
+        "        attempt 1  SUCCESS  2026-11-26T09:30:03.250Z  0.006s",
         "      success  [success]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26 09:30:03.281915  0.001s",
+        "        attempt 1  SUCCESS  2026-11-26T09:30:03.281Z  0.001s",
         "  success  [success]  SUCCESS",
-        "    attempt 1  SUCCESS  2026-11-26 09:30:03.313179  0.002s",
+        "    attempt 1  SUCCESS  2026-11-26T09:30:03.313Z  0.002s",
     ]
     assert lines[19] == "metrics"
-    assert "  shell                         eggs.ham     text          2           0          1  universe" in lines
+    assert "  eggs.ham     text          2          1  universe" in lines
+    assert "  right_score  numeric       1          0  0.25      0.25       0  0.25       0  0.25" in lines
 
 
 def test_show_json_and_csv(db):
@@ -360,7 +376,8 @@ def test_show_json_and_csv(db):
     assert [s["step_name"] for s in doc["steps"]] == ["prepare", "train", "success"]
     assert doc["steps"][1]["attempts"][0]["attempt_number"] == 1
     assert {p["key"]: p["value"] for p in doc["run"]["parameters"]}["train_config"] == {"lr": 0.01, "layers": [64, 32]}
-    assert [(m["key"], m["points"], m["last"]) for m in doc["metrics"] if m["key"] == "loss_curve"] == [("loss_curve", 4, 0.33)]
+    assert [(m["name"], m["points"], m["last"], m["min"], m["argmin"]) for m in doc["metrics"]
+            if m["key"] == "loss_curve"] == [("loss_curve", 4, 0.33, 0.33, 3)]
     steps = invoke("show", "case2-metrics", "--db", db, "--format", "csv")
     assert steps.stdout.splitlines()[0] == "run_id,step_name,name,branch,step_type,status,message,mock,position"
     assert len(steps.stdout.splitlines()) == 4
@@ -369,28 +386,34 @@ def test_show_json_and_csv(db):
 def test_metrics_history(db):
     result = invoke("metrics", "legacy-track-this", "--key", "env_loss", "--db", db)
     assert result.stdout == (
-        "step_name         key       step  value  kind     timestamp_ms\n"
-        "----------------  --------  ----  -----  -------  -------------\n"
-        "emit env metrics  env_loss     0    0.8  numeric  1795685352140\n"
-        "emit env metrics  env_loss     2    0.3  numeric  1795685352140\n"
+        "name      step_name         key       step  value  kind     timestamp_ms\n"
+        "--------  ----------------  --------  ----  -----  -------  ------------------------\n"
+        "env_loss  emit env metrics  env_loss     0    0.8  numeric  2026-11-26T09:29:12.140Z\n"
+        "env_loss  emit env metrics  env_loss     2    0.3  numeric  2026-11-26T09:29:12.140Z\n"
     )
+    raw = invoke("metrics", "legacy-track-this", "--key", "env_loss", "--format", "csv", "--db", db)
+    assert raw.stdout.splitlines()[1] == "env_loss,emit env metrics,env_loss,0,0.8,numeric,1795685352140"
     by_step = invoke("metrics", "case4-branches-chunked", "--step-name", "map_step.2.inner", "--db", db, "--format", "json")
-    assert [(r["key"], r["value"]) for r in json.loads(by_step.stdout)] == [("chunk_score", 0.2)]
-    everything = invoke("metrics", "case2-metrics", "--db", db, "--format", "json")
-    assert len(json.loads(everything.stdout)) == 10
+    assert [(r["name"], r["key"], r["value"]) for r in json.loads(by_step.stdout)] == [
+        ("map_step.2.inner/chunk_score", "chunk_score", 0.2)]
+    top = invoke("metrics", "case2-metrics", "--key", "loss_curve", "--sort", "-value", "--limit", "2", "--db", db,
+                 "--format", "json")
+    assert [(r["step"], r["value"]) for r in json.loads(top.stdout)] == [(0, 0.9), (1, 0.61)]
+    assert len(json.loads(invoke("metrics", "case2-metrics", "--db", db, "--format", "json").stdout)) == 10
 
 
 def test_compare_marks_differences(db):
     result = invoke("compare", "legacy-track-this", "magnus-env-metrics", "--db", db, "--format", "json")
-    rows = {(r["what"], r["step_name"], r["name"]): r for r in json.loads(result.stdout)}
-    assert rows[("metric", "shell", "answer")] == {
-        "what": "metric", "step_name": "shell", "name": "answer", "legacy-track-this": None,
-        "magnus-env-metrics": 42.0, "differs": "*"}
+    rows = {r["spec"]: r for r in json.loads(result.stdout)}
+    assert rows["answer"] == {"spec": "answer", "legacy-track-this": 42.0, "magnus-env-metrics": 42.0, "differs": ""}
+    assert rows["loss"] == {"spec": "loss", "legacy-track-this": 0.2, "magnus-env-metrics": None, "differs": "*"}
     same = invoke("compare", "magnus-env-metrics", "magnus-env-metrics-chunked", "--db", db, "--format", "csv")
     lines = same.stdout.splitlines()
-    assert lines[0] == "what,step_name,name,magnus-env-metrics,magnus-env-metrics-chunked,differs"
-    assert "metric,shell,eggs.ham,universe,universe," in lines
+    assert lines[0] == "spec,magnus-env-metrics,magnus-env-metrics-chunked,differs"
+    assert "eggs.ham,universe,universe," in lines
     assert all(line.endswith(",") for line in lines[1:])
+    assert invoke("compare", "magnus-env-metrics", "magnus-env-metrics-chunked", "--only-diff", "--no-headers",
+                  "--format", "csv", "--db", db).stdout == ""
     assert invoke("compare", "case1-simple", "--db", db).exit_code == 2
 
 
@@ -404,7 +427,7 @@ def test_schema_commands():
     assert invoke("schema", "--sql", "--json").exit_code == 2
 
 
-@pytest.mark.parametrize("command", ["ingest", "query", "runs", "show", "metrics", "compare", "schema"])
+@pytest.mark.parametrize("command", ["ingest", "query", "runs", "keys", "show", "metrics", "compare", "schema"])
 def test_help_has_an_example(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0

@@ -2,7 +2,7 @@
 
 Every command's work is done by a library function usable without click; the
 commands live by concern (:mod:`.record_commands`, :mod:`.index_commands`,
-:mod:`.web_commands`, :mod:`.export_commands`), what they share in :mod:`.common`.
+:mod:`.read_commands`, :mod:`.web_commands`, :mod:`.export_commands`), what they share in :mod:`.common`.
 Exit codes: 0 all done, 1 some input failed, 2 usage error.
 """
 
@@ -13,13 +13,13 @@ import click
 
 from .. import __version__
 from .export_commands import export_group
-from .index_commands import (
+from .index_commands import ingest_command, schema_command
+from .read_commands import (
     compare_command,
-    ingest_command,
+    keys_command,
     metrics_command,
     query_command,
     runs_command,
-    schema_command,
     show_command,
 )
 from .record_commands import exec_command
@@ -39,8 +39,8 @@ def cli():
     """
 
 
-for command in (exec_command, ingest_command, query_command, runs_command, show_command, metrics_command,
-                compare_command, schema_command, serve_command, export_group):
+for command in (exec_command, ingest_command, query_command, runs_command, keys_command, show_command,
+                metrics_command, compare_command, schema_command, serve_command, export_group):
     cli.add_command(command)
 
 

@@ -9,7 +9,6 @@ import contextlib
 import functools
 import os
 import sys
-import time
 
 import click
 
@@ -35,15 +34,49 @@ def db_option(func):
 
 
 def format_option(func):
-    """``--format``: table, json, csv or nl, the same on every command that prints rows."""
+    """``--format`` (table, json, csv, tsv or nl, the same on every command that prints
+    rows) and ``--no-headers``."""
+    func = click.option("--no-headers", "no_headers", is_flag=True,
+                        help="Leave out the header line (table, csv, tsv).")(func)
     return click.option(
         "--format",
         "fmt",
         type=click.Choice(FORMATS),
         default="table",
         show_default=True,
-        help="Output format (json renders NaN/Infinity as strings).",
+        help="Output format: table to read (UTC times, 7 significant digits); json, csv, tsv or nl "
+             "(one JSON object a line) for scripts, with every digit.",
     )(func)
+
+
+def list_options(func):
+    """``--sort COLUMN`` (``-COLUMN`` descending, repeatable) and ``--limit N`` for a command
+    whose rows are sorted after the fact (see :func:`sort_rows`)."""
+    func = click.option("--limit", type=click.IntRange(0), metavar="N", help="Print at most N rows.")(func)
+    return click.option("--sort", "sort", multiple=True, metavar="[-]COLUMN",
+                        help="Sort by this column (-COLUMN: descending; repeatable for ties; blanks last).")(func)
+
+
+def sort_rows(rows: list[dict], columns: list[str], sort: tuple[str, ...], limit: int | None) -> list[dict]:
+    """Rows sorted by output columns (stable, values of one kind compared, blanks last), then cut."""
+    from ..errors import UsageProblem
+    from ..index.lookup import did_you_mean
+
+    for text in reversed(sort):
+        descending = text.startswith("-")
+        column = text[1:] if descending else text
+        if column not in columns:
+            raise UsageProblem(f"--sort {text!r}: no column {column!r}{did_you_mean(column, columns)}")
+        present = [r for r in rows if r.get(column) is not None]
+        blank = [r for r in rows if r.get(column) is None]
+        present.sort(key=lambda r: _sort_key(r[column]), reverse=descending)
+        rows = present + blank
+    return rows if limit is None else rows[:limit]
+
+
+def _sort_key(value):
+    # Numbers before text, as SQLite orders them; each among its own kind.
+    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
 
 
 def store_option(func):
@@ -92,8 +125,10 @@ def friendly_errors(func):
     return wrapper
 
 
-def echo_rows(rows, fmt: str, columns=None) -> None:
-    click.echo(render(rows, fmt, columns))
+def echo_rows(rows, fmt: str, columns=None, headers: bool = True) -> None:
+    text = render(rows, fmt, columns, headers)
+    if text:
+        click.echo(text)
 
 
 @contextlib.contextmanager
@@ -109,54 +144,42 @@ def read_index(db_path):
 
 
 class ProgressBar:
-    """A progress callback for the library, on stderr; off with --quiet and when stderr
-    is not a terminal. A bar when the total is known from the first step; otherwise a
-    count that shows the total once it is known (a bucket is ingested while it is
-    still being listed). Use as a context manager."""
+    """A progress callback for the library, on stderr, drawn by tqdm: count, rate and
+    time left; off with --quiet and when stderr is not a terminal. The total may come
+    late (a bucket is ingested while it is still being listed): until then it counts.
+    Use as a context manager; :meth:`write` prints a line above the bar."""
 
-    REDRAW_SECONDS = 0.2
+    MIN_INTERVAL = 0.2  # seconds between redraws
 
     def __init__(self, label: str, quiet: bool, file=None):
         self.file = file if file is not None else sys.stderr
         self.label = label
         self.show = not quiet and self.file.isatty()
         self.bar = None
-        self.done = 0
-        self.total: int | None = None
-        self.started = self.drawn = 0.0
-        self.width = 0
 
     def step(self, total: int | None) -> None:
         if not self.show:
             return
-        self.done += 1
-        if self.done == 1 and total is not None:
-            self.bar = click.progressbar(length=total, label=self.label, file=self.file)
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=self.label, total=total, file=self.file, unit="run", dynamic_ncols=True,
+                            mininterval=self.MIN_INTERVAL, leave=True)
+        elif total is not None and self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+        self.bar.update(1)
+
+    def write(self, line: str) -> None:
+        """A line on stderr that does not tear the bar."""
         if self.bar is not None:
-            self.bar.update(1)
-            return
-        now = time.monotonic()
-        if self.done == 1:
-            self.started = now
-        self.total = total
-        if now - self.drawn >= self.REDRAW_SECONDS:
-            self.drawn = now
-            self._draw(now)
+            self.bar.write(line, file=self.file)
+        else:
+            click.echo(line, err=True)
 
-    def _draw(self, now: float) -> None:
-        text = f"{self.label}: {self.done:,}" + (f" of {self.total:,}" if self.total is not None else " (listing...)")
-        if now > self.started:
-            text += f", {self.done / (now - self.started):,.0f}/s"
-        self.file.write("\r" + text.ljust(self.width))
-        self.width = len(text)
-        self.file.flush()
-
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
-            self.bar.render_finish()
-        elif self.done:
-            self._draw(time.monotonic())
-            self.file.write("\n")
+            self.bar.close()

@@ -38,7 +38,8 @@ def export_group():
 @format_option
 @db_option
 @friendly_errors
-def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experiment, dry_run, workers, quiet, fmt, db_path):
+def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experiment, dry_run, workers, quiet, fmt,
+                         no_headers, db_path):
     """Export runs to MLflow: one MLflow run per runlog run, numbers as metrics,
     other values as params. Runs already exported are skipped; an interrupted
     export is completed by the next one. Exit code 1 if any run failed.
@@ -59,7 +60,7 @@ def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experime
         def progress(done, total, outcome):
             bar.step(total)
             if outcome.outcome == "failed":
-                click.echo(("\n" if bar.bar is not None else "") + f"error: {outcome.error}", err=True)
+                bar.write(f"error: {outcome.error}")
 
         report = export_runs(
             db_path, run_ids, tracking_uri=tracking_uri, tag=tag, status=status, experiment=experiment,
@@ -68,9 +69,14 @@ def export_mlflow_command(run_ids, tag, status, all_runs, tracking_uri, experime
     if dry_run:
         for run_id, error in report.errors:
             click.echo(f"error: {error}", err=True)
-        echo_rows([plan.summary() for plan in report.plans], fmt)
+        echo_rows([plan.summary() for plan in report.plans], fmt, headers=not no_headers)
         click.echo(f"dry run: {len(report.plans)} run(s) would be exported; MLflow was not contacted", err=True)
     else:
-        click.echo(report.summary())
+        rows = [outcome.row() for outcome in report.outcomes]
+        # The table is for reading: MLflow's run ids are in json, csv, tsv and nl.
+        columns = [c for c in (rows[0] if rows else {}) if fmt != "table" or c != "mlflow_run_id"]
+        echo_rows(rows, fmt, columns, headers=not no_headers)
+        # The one-line summary: under the table, or on stderr when stdout is for a script.
+        click.echo(report.summary(), err=fmt != "table")
     if report.failed:
         sys.exit(1)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import NoIndex, RunlogError, UsageProblem
-from .schema import BULK_INDEXES, MIGRATIONS, PAGE_SIZE, SCHEMA_SQL, SCHEMA_VERSION
+from . import functions
+from .migrations import MIGRATIONS
+from .schema import BULK_INDEXES, PAGE_SIZE, SCHEMA_SQL, SCHEMA_VERSION, statements
 
 
 def _import_sqlite_utils():
@@ -37,6 +38,16 @@ sqlite_utils = _import_sqlite_utils()
 
 # How long a writer waits for another one (an ingest's batch, or its index build at the end).
 WRITE_BUSY_TIMEOUT_MS = 120_000
+# Reads of a large index jump between tables (a run's row, its metrics, its params):
+# memory-mapped pages and a bigger page cache make those jumps cheap.
+MMAP_BYTES = 1 << 30
+CACHE_KIB = 65_536
+
+
+def tune(conn: sqlite3.Connection) -> None:
+    """Memory-map the file and enlarge the page cache of one connection."""
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
 
 def open_db(path: str | os.PathLike, readonly: bool = False) -> sqlite_utils.Database:
@@ -62,6 +73,8 @@ def open_db(path: str | os.PathLike, readonly: bool = False) -> sqlite_utils.Dat
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        tune(conn)
+        functions.register(conn)
         db = sqlite_utils.Database(conn, execute_plugins=False)
         ensure_schema(db)
     except sqlite3.Error as exc:
@@ -77,6 +90,7 @@ def _open_readonly(path: Path) -> sqlite_utils.Database:
                                check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA query_only = 1")
+        tune(conn)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise RunlogError(f"cannot open index {path}: {exc}") from None
@@ -85,10 +99,23 @@ def _open_readonly(path: Path) -> sqlite_utils.Database:
     if version == 0:
         raise UsageProblem(f"{path} is not a runlog index (it has no runlog tables): point --db at an index "
                            "that `runlog ingest` built")
+    if version < SCHEMA_VERSION:  # an index built by an older runlog: upgrade it in place, once
+        conn.close()
+        _upgrade(path)
+        return _open_readonly(path)
+    functions.register(conn)
     db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
     db.refusals = []
     conn.set_authorizer(_read_only_authorizer(db.refusals))
     return db
+
+
+def _upgrade(path: Path) -> None:
+    try:
+        open_db(path).close()
+    except RunlogError as exc:
+        raise RunlogError(f"index {path} was built by an older runlog and must be upgraded, which needs write "
+                          f"access ({exc}): run `runlog ingest STORE --db {path}` where it is writable") from None
 
 
 # Pragmas that only read: these with no value, and the introspection ones with a table name.
@@ -149,12 +176,11 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if version == 0:
-            for statement in _statements(SCHEMA_SQL):
+            for statement in statements(SCHEMA_SQL):
                 conn.execute(statement)
         else:
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _statements(MIGRATIONS[step]):
-                    conn.execute(statement)
+                MIGRATIONS[step](conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -179,16 +205,3 @@ def restore_bulk_indexes(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-
-
-def _statements(script: str) -> Iterator[str]:
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer.strip()
-            buffer = ""
-
-

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..models import RunLog, StepAttempt, StepLog, as_parameter, parse_duration, parse_time
 from ..output import json_safe
+from .summaries import run_metric_rows, run_param_rows
 
 RUN_COLUMNS = (
     "run_id", "tag", "status", "dag_hash", "use_cached", "original_run_id", "start_time", "end_time",
@@ -64,6 +65,8 @@ class FlatRun:
     params: list[tuple] = field(default_factory=list)
     catalog: list[tuple] = field(default_factory=list)
     code_identities: list[tuple] = field(default_factory=list)
+    run_metrics: list[tuple] = field(default_factory=list)  # run-level names and summaries
+    run_params: list[tuple] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -84,6 +87,9 @@ def flatten_run(run: RunLog, *, layout: str = "file-system", source_path: str = 
     flat.params = _unique(param_rows(run), 5)
     flat.catalog = list(catalog_rows(run))
     flat.code_identities = list(code_identity_rows(run))
+    positions = {row[1]: row[8] for row in flat.steps}
+    flat.run_metrics = run_metric_rows(run.run_id, flat.metrics, positions)
+    flat.run_params = run_param_rows(run.run_id, flat.params, positions)
     return flat
 
 

@@ -16,47 +16,54 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RunlogError
+from ..errors import RunlogError, UsageProblem
+from . import lookup
+from .functions import normalise_direction
 
 Rows = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class NamedQuery:
+    """Parameterised SQL. ``checks`` says what each parameter names (``run_id``, ``metric``
+    (a run-level metric name), ``tag``, ``direction``), so a value that names nothing is
+    refused with a hint before the query runs."""
+
     sql: str
     params: tuple[str, ...]
     title: str
     description: str
     defaults: dict[str, str] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)
 
-
-# Latest row of one key per run: highest step, then newest attempt end, then step name.
-LATEST_ORDER = "m.step DESC, m.timestamp_ms DESC, m.step_name DESC"
 
 NAMED_QUERIES: dict[str, NamedQuery] = {
     "metric_history": NamedQuery(
-        sql="""SELECT m.step_name, m.key, m.step, m.value, m.value_text, m.kind, m.timestamp_ms
-FROM metrics m JOIN steps s ON s.run_id = m.run_id AND s.step_name = m.step_name
-WHERE m.run_id = :run_id AND m.key = :key
-ORDER BY s.position, m.step""",
+        sql="""SELECT n.name, m.step_name, m.key, m.step, m.value, m.value_text, m.kind, m.timestamp_ms
+FROM run_metrics n JOIN metrics m ON m.run_id = n.run_id AND m.step_name = n.step_name AND m.key = n.key
+WHERE n.run_id = :run_id AND n.name = :key
+ORDER BY m.step""",
         params=("run_id", "key"),
         title="Metric history",
-        description="Every recorded point of one metric in one run, by step.",
+        description="Every recorded point of one run-level metric (e.g. loss, or search.lr1.train/loss) in one run, by step.",
+        checks={"run_id": "run_id", "key": "metric"},
     ),
     "leaderboard": NamedQuery(
-        # run_latest holds each run's latest numeric point per key (ordered as LATEST_ORDER),
-        # kept by ingest: the leaderboard is one index range, whatever the number of points.
-        sql="""SELECT r.run_id, r.tag, r.status, r.start_time, l.step_name, l.step, l.value
-FROM run_latest l JOIN runs r ON r.run_id = l.run_id
-WHERE l.key = :key
-ORDER BY l.value IS NULL,
-    CASE WHEN :direction = 'asc' THEN l.value END ASC,
-    CASE WHEN :direction = 'asc' THEN NULL ELSE l.value END DESC,
+        # run_metrics holds each run's summaries per run-level name, kept by ingest: the
+        # leaderboard is one index range (name, last), whatever the number of points.
+        sql="""SELECT r.run_id, r.tag, r.status, r.start_time, m.step_name, m.last_step AS step, m.last AS value
+FROM run_metrics m JOIN runs r ON r.run_id = m.run_id
+WHERE m.name = :key AND (m.kind = 'numeric' OR m.last IS NOT NULL)
+ORDER BY m.last IS NULL,
+    CASE WHEN runlog_direction(:direction) = 'asc' THEN m.last END ASC,
+    CASE WHEN runlog_direction(:direction) = 'asc' THEN NULL ELSE m.last END DESC,
     r.run_id""",
         params=("key", "direction"),
         title="Leaderboard",
-        description="Runs ranked by the latest value of a numeric metric (direction desc or asc).",
+        description="Runs ranked by the last value of a numeric metric: direction desc (highest first) or asc "
+                    "(lowest first); max and min mean the same.",
         defaults={"direction": "desc"},
+        checks={"key": "metric", "direction": "direction"},
     ),
     "runs_by_tag": NamedQuery(
         sql="""SELECT run_id, tag, status, start_time, duration_s, steps, failed_steps
@@ -65,6 +72,7 @@ ORDER BY start_time IS NULL, start_time, run_id""",
         params=("tag",),
         title="Runs with a tag",
         description="Every run with the given tag, oldest first.",
+        checks={"tag": "tag"},
     ),
     "failed_steps": NamedQuery(
         sql="""SELECT s.run_id, r.tag, s.step_name, s.step_type, s.message,
@@ -77,21 +85,17 @@ ORDER BY r.start_time IS NULL, r.start_time, s.run_id, s.position""",
         description="Every step that ended in FAIL, with its run.",
     ),
     "param_diff": NamedQuery(
-        sql="""WITH p AS (
-    SELECT x.run_id, x.step_name, x.direction, x.key, x.value_text FROM params x
-    WHERE x.run_id IN (:run_a, :run_b) AND x.attempt_number = (
-        SELECT max(y.attempt_number) FROM params y WHERE y.run_id = x.run_id AND y.step_name = x.step_name)
-),
-names AS (SELECT DISTINCT step_name, direction, key FROM p)
-SELECT n.step_name, n.direction, n.key, a.value_text AS value_a, b.value_text AS value_b
-FROM names n
-LEFT JOIN p a ON a.run_id = :run_a AND a.step_name = n.step_name AND a.direction = n.direction AND a.key = n.key
-LEFT JOIN p b ON b.run_id = :run_b AND b.step_name = n.step_name AND b.direction = n.direction AND b.key = n.key
-WHERE a.value_text IS NOT b.value_text
-ORDER BY n.step_name, n.direction, n.key""",
+        sql="""SELECT n.name, a.text AS value_a, b.text AS value_b
+FROM (SELECT name, min(position) AS position FROM run_params WHERE run_id IN (:run_a, :run_b) GROUP BY name) n
+LEFT JOIN run_params a ON a.run_id = :run_a AND a.name = n.name
+LEFT JOIN run_params b ON b.run_id = :run_b AND b.name = n.name
+WHERE a.text IS NOT b.text
+ORDER BY n.position, n.name""",
         params=("run_a", "run_b"),
         title="Parameter differences",
-        description="Parameters (run-level and each step's latest attempt) that differ between two runs.",
+        description="Parameters (run-level, then each step's latest attempt, by run-level name) that differ "
+                    "between two runs.",
+        checks={"run_a": "run_id", "run_b": "run_id"},
     ),
 }
 
@@ -132,16 +136,33 @@ def run_named(db, name: str, params: dict[str, Any] | None = None) -> tuple[list
     """Run a query of :data:`NAMED_QUERIES` (missing parameters take their defaults)."""
     query = NAMED_QUERIES.get(name)
     if query is None:
-        raise RunlogError(f"no named query {name!r}: use one of {', '.join(sorted(NAMED_QUERIES))}")
+        raise UsageProblem(f"no named query {name!r}{lookup.did_you_mean(name, list(NAMED_QUERIES))} "
+                           f"(one of {', '.join(sorted(NAMED_QUERIES))})")
     bound = {**query.defaults, **(params or {})}
     missing = [p for p in query.params if p not in bound]
     if missing:
         flags = " ".join(f"-p {p} VALUE" for p in missing)
-        raise RunlogError(f"named query {name!r} needs {flags}")
+        raise UsageProblem(f"named query {name!r} needs {flags}")
     unknown = sorted(set(bound) - set(query.params))
     if unknown:
-        raise RunlogError(f"named query {name!r} has no parameter {unknown[0]!r}: it takes {', '.join(query.params) or 'none'}")
+        raise UsageProblem(f"named query {name!r} has no parameter {unknown[0]!r}: it takes "
+                           f"{', '.join(query.params) or 'none'}")
+    check_params(db, query, bound)
     return run_sql(db, query.sql, bound)
+
+
+def check_params(db, query: NamedQuery, bound: dict[str, Any]) -> None:
+    """Refuse a parameter that names nothing, with the closest names (see ``NamedQuery.checks``)."""
+    for param, kind in query.checks.items():
+        value = bound.get(param)
+        if kind == "direction":
+            normalise_direction(value)
+        elif kind == "run_id":
+            lookup.require_run(db, value)
+        elif kind == "metric":
+            lookup.require_metric(db, value)
+        elif kind == "tag":
+            lookup.require_value(db, "tag", value, "tag")
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -3,19 +3,23 @@
 upgrade an older index in place, and the column order of every table's rows.
 
 >>> SCHEMA_VERSION
-1
+2
 """
 
 from __future__ import annotations
 
-from . import flatten
+import re
+import sqlite3
+from collections.abc import Iterator
 
-SCHEMA_VERSION = 1
+from . import flatten, summaries
+
+SCHEMA_VERSION = 2
 
 # The index schema. schema/index.sql is this text (`runlog schema --sql`); a test
 # fails when that file is stale. A change to it gets a numbered migration below.
 SCHEMA_SQL = """\
--- runlog index schema, version 1 (PRAGMA user_version = 1)
+-- runlog index schema, version 2 (PRAGMA user_version = 2)
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     tag TEXT,
@@ -132,18 +136,46 @@ CREATE TABLE IF NOT EXISTS step_latest (
     timestamp_ms INTEGER,
     PRIMARY KEY (run_id, step_name, key)
 );
--- run_latest: per (run, key), the latest numeric point over all steps of the run:
--- highest step, then the attempt that ended last, then step name (what leaderboards rank).
-CREATE TABLE IF NOT EXISTS run_latest (
+-- Run-level names and summaries (runlog.index.summaries), kept by ingest: within a run,
+-- a key's plain name belongs to the first step in run order that recorded it; the same
+-- key in another step is <step_name>/<key>. What runs, leaderboards, compare and the
+-- web pages sort and filter by: kept in name order (WITHOUT ROWID), so that every run's
+-- value of one name is one range, and each run's is one seek.
+CREATE TABLE IF NOT EXISTS run_metrics (
     run_id TEXT NOT NULL,
-    key TEXT NOT NULL,
+    name TEXT NOT NULL,
     step_name TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    value REAL,
+    key TEXT NOT NULL,
+    position INTEGER,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first REAL,
+    first_step INTEGER,
+    last REAL,
+    last_step INTEGER,
+    last_text TEXT,
+    min REAL,
+    argmin INTEGER,
+    max REAL,
+    argmax INTEGER,
+    mean REAL,
     timestamp_ms INTEGER,
-    PRIMARY KEY (run_id, key)
-);
-CREATE INDEX IF NOT EXISTS run_latest_key_value ON run_latest (key, value);
+    PRIMARY KEY (name, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_metrics_run ON run_metrics (run_id);
+CREATE TABLE IF NOT EXISTS run_params (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    position INTEGER,
+    direction TEXT NOT NULL,
+    kind TEXT,
+    value REAL,
+    text TEXT,
+    PRIMARY KEY (name, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_params_run ON run_params (run_id);
 CREATE VIEW IF NOT EXISTS latest_metrics AS
 SELECT run_id, step_name, key, step, value, value_text, kind FROM step_latest;
 CREATE VIEW IF NOT EXISTS run_summary AS
@@ -153,26 +185,13 @@ SELECT r.run_id, r.tag, r.status, r.start_time, r.duration_s,
 FROM runs r;
 """
 
-# version -> SQL that upgrades an index from version - 1. None yet.
-MIGRATIONS: dict[int, str] = {}
+RUN_TABLES = ("metrics", "step_latest", "run_metrics", "run_params", "params", "attempts", "catalog",
+              "code_identities", "steps", "runs")
 
-RUN_TABLES = ("metrics", "step_latest", "run_latest", "params", "attempts", "catalog", "code_identities", "steps", "runs")
-
-# Filled from the run's metric rows just written (the metrics primary key makes both cheap).
-FILL_LATEST = (
-    """INSERT INTO step_latest (run_id, step_name, key, step, value, value_text, kind, timestamp_ms)
+# Filled from the run's metric rows just written (a streaming GROUP BY in primary-key order).
+FILL_STEP_LATEST = """INSERT INTO step_latest (run_id, step_name, key, step, value, value_text, kind, timestamp_ms)
 SELECT run_id, step_name, key, max(step), value, value_text, kind, timestamp_ms
-FROM metrics WHERE run_id = ? GROUP BY step_name, key""",
-    # Each step's highest numeric point (a streaming GROUP BY in primary-key order), then
-    # the best of those per key: the same row as ranking every point, far fewer to sort.
-    """INSERT INTO run_latest (run_id, key, step_name, step, value, timestamp_ms)
-SELECT run_id, key, step_name, step, value, timestamp_ms FROM (
-    SELECT p.*, row_number() OVER (
-        PARTITION BY key ORDER BY step DESC, timestamp_ms DESC, step_name DESC) AS rank
-    FROM (SELECT run_id, step_name, key, max(step) AS step, value, timestamp_ms
-          FROM metrics WHERE run_id = ? AND kind = 'numeric' GROUP BY step_name, key) p
-) WHERE rank = 1""",
-)
+FROM metrics WHERE run_id = ? GROUP BY step_name, key"""
 TABLE_COLUMNS = {
     "runs": flatten.RUN_COLUMNS,
     "steps": flatten.STEP_COLUMNS,
@@ -181,6 +200,8 @@ TABLE_COLUMNS = {
     "params": flatten.PARAM_COLUMNS,
     "catalog": flatten.CATALOG_COLUMNS,
     "code_identities": flatten.CODE_IDENTITY_COLUMNS,
+    "run_metrics": summaries.RUN_METRIC_COLUMNS,
+    "run_params": summaries.RUN_PARAM_COLUMNS,
 }
 INSERT = {
     table: f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -195,6 +216,21 @@ BULK_INDEXES = {
     "metrics_run_key_step": "CREATE INDEX IF NOT EXISTS metrics_run_key_step ON metrics (run_id, key, step)",
     "metrics_key_run_step": "CREATE INDEX IF NOT EXISTS metrics_key_run_step ON metrics (key, run_id, step)",
 }
+
+
+def statements(script: str, tables: tuple[str, ...] | None = None) -> Iterator[str]:
+    """The statements of ``script``, comments aside; with ``tables``, only those that
+    create one of them or an index on one of them."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if tables is None or re.search(rf"\b(?:TABLE IF NOT EXISTS|ON) ({'|'.join(tables)})\b", statement):
+                yield statement
 
 
 def schema_sql() -> str:

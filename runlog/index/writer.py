@@ -17,18 +17,34 @@ from collections.abc import Callable
 from typing import Any
 
 from . import flatten
-from .schema import BULK_INDEXES, FILL_LATEST, INSERT, RUN_TABLES
+from .schema import BULK_INDEXES, FILL_STEP_LATEST, INSERT, RUN_TABLES
 from .sources import Stat
+from .summaries import run_metric_rows, run_param_rows
 
 # Commit after this many rows (each run is always whole inside one transaction).
 BATCH_ROWS = 50_000
 
 
+def refill_run_tables(conn: sqlite3.Connection, run_id: str) -> None:
+    """Recompute ``run_metrics`` and ``run_params`` of one run from its rows in the index
+    (the schema-2 migration does this for every run; ingest computes them while flattening)."""
+    conn.execute("DELETE FROM run_metrics WHERE run_id = ?", (run_id,))
+    conn.execute("DELETE FROM run_params WHERE run_id = ?", (run_id,))
+    positions = dict(conn.execute("SELECT step_name, position FROM steps WHERE run_id = ?", (run_id,)))
+    metrics = conn.execute(
+        "SELECT run_id, step_name, key, step, value, value_text, kind, timestamp_ms FROM metrics "
+        "WHERE run_id = ? ORDER BY step_name, key, step", (run_id,))
+    conn.executemany(INSERT["run_metrics"], run_metric_rows(run_id, metrics, positions))
+    params = conn.execute(
+        "SELECT run_id, step_name, attempt_number, direction, key, kind, value, value_text FROM params "
+        "WHERE run_id = ?", (run_id,))
+    conn.executemany(INSERT["run_params"], run_param_rows(run_id, params, positions))
+
+
 def fill_latest(conn: sqlite3.Connection, run_id: str) -> None:
-    """Compute ``step_latest`` and ``run_latest`` of one run from its metric rows
-    (ingest does this inside the run's transaction)."""
-    for statement in FILL_LATEST:
-        conn.execute(statement, (run_id,))
+    """Compute ``step_latest`` of one run from its metric rows (ingest does this inside
+    the run's transaction)."""
+    conn.execute(FILL_STEP_LATEST, (run_id,))
 
 
 class IndexWriter:
@@ -74,7 +90,8 @@ class IndexWriter:
         self.delete_run(flat.run_id)
         conn.execute("DELETE FROM sources WHERE run_id = ? AND path != ?", (flat.run_id, key))
         conn.execute(INSERT["runs"], flat.run)
-        for table in ("steps", "attempts", "params", "catalog", "code_identities", "metrics"):
+        for table in ("steps", "attempts", "params", "catalog", "code_identities", "metrics", "run_metrics",
+                      "run_params"):
             rows = getattr(flat, table)
             if rows:
                 conn.executemany(INSERT[table], rows)

@@ -52,6 +52,12 @@ class RunOutcome:
     params: int = 0
     error: str = ""
 
+    def row(self) -> dict[str, Any]:
+        """The report's row of this run."""
+        return {"run_id": self.run_id, "outcome": self.outcome, "experiment": self.experiment,
+                "mlflow_run_id": self.mlflow_run_id, "metric_points": self.metric_points, "params": self.params,
+                "error": self.error}
+
 
 @dataclasses.dataclass
 class ExportReport:

@@ -152,16 +152,20 @@ class Mapper:
             self.renamed.append(note)
         return name
 
-    def metric_name(self, step_name: str, key: str) -> str:
-        """``key`` for the first step that tracks it, ``<step_name>/<key>`` for the others."""
-        candidates = [key, f"{step_name}/{key}"] if step_name else [key]
+    def metric_name(self, step_name: str, key: str, name: str | None = None) -> str:
+        """The run-level ``name`` the index gave the key (the export passes it), else ``key``
+        for the first step that tracks it and ``<step_name>/<key>`` for the others (the live
+        tracker, which sees steps as they come)."""
+        candidates = [name] if name else [key, f"{step_name}/{key}"] if step_name else [key]
         return self._claim("metric", (step_name, key), candidates)
 
-    def param(self, step_name: str, key: str, step: int | None, text: str) -> tuple[str, str]:
-        """``(name, value)`` of a param: ``<key>_<step>`` for tracked values (``<key>`` for a
-        run-level parameter, ``step=None``); values over 6000 characters are cut and noted."""
-        base = key if step is None else f"{key}_{step}"
-        candidates = [base, f"{step_name}/{base}"] if step_name else [base]
+    def param(self, step_name: str, key: str, step: int | None, text: str,
+              name: str | None = None) -> tuple[str, str]:
+        """``(name, value)`` of a param: ``<name>_<step>`` for tracked values (``<key>`` for a
+        run-level parameter, ``step=None``); values over 6000 characters are cut and noted.
+        ``name`` is the run-level name, as in :meth:`metric_name`."""
+        base = (name or key) if step is None else f"{name or key}_{step}"
+        candidates = [base] if name else [base, f"{step_name}/{base}"] if step_name else [base]
         name = self._claim("param", (step_name, key, step), candidates)
         if len(text) > MAX_PARAM_VALUE:
             self.truncated.append({"param": name, "length": len(text), "kept": MAX_PARAM_VALUE})

@@ -105,22 +105,8 @@ def plan_run(conn: sqlite3.Connection | str | os.PathLike, run_id: str, experime
     ):
         name, text = mapper.param("", row["key"], None, _run_param_text(row["value_text"]))
         params[name] = text
-    metrics: list[MetricPoint] = []
     fallback_ts = end_ms if end_ms is not None else (start_ms or 0)
-    for row in conn.execute(
-        """SELECT m.step_name, m.key, m.step, m.value, m.value_text, m.kind, m.timestamp_ms
-           FROM metrics m LEFT JOIN steps s ON s.run_id = m.run_id AND s.step_name = m.step_name
-           WHERE m.run_id = ? ORDER BY coalesce(s.position, 1000000000), m.step_name, m.key, m.step""",
-        (run_id,),
-    ):
-        step = int(row["step"] or 0)
-        if row["kind"] == "numeric":
-            value = row["value"] if row["value"] is not None else float("nan")
-            timestamp = row["timestamp_ms"] if row["timestamp_ms"] is not None else fallback_ts
-            metrics.append(MetricPoint(mapper.metric_name(row["step_name"], row["key"]), float(value), int(timestamp), step))
-        else:
-            name, text = mapper.param(row["step_name"], row["key"], step, row["value_text"] or "")
-            params[name] = text
+    metrics = _points(conn, run_id, mapper, params, fallback_ts)
     tags = {
         TAG_RUN_ID: run_id,
         "runlog.tag": run["tag"] or "",
@@ -145,6 +131,30 @@ def plan_run(conn: sqlite3.Connection | str | os.PathLike, run_id: str, experime
         renamed=len(mapper.renamed),
         truncated=len(mapper.truncated),
     )
+
+
+
+def _points(conn: sqlite3.Connection, run_id: str, mapper: Mapper, params: dict[str, str],
+            fallback_ts: int) -> list[MetricPoint]:
+    """Every point under its run-level name (the index's run_metrics), in run order:
+    numbers as metric points, other values into ``params`` as ``<name>_<step>``."""
+    metrics: list[MetricPoint] = []
+    for row in conn.execute(
+        """SELECT m.step_name, m.key, m.step, m.value, m.value_text, m.kind, m.timestamp_ms, n.name
+           FROM metrics m JOIN run_metrics n ON n.run_id = m.run_id AND n.step_name = m.step_name AND n.key = m.key
+           WHERE m.run_id = ? ORDER BY n.position, m.step_name, m.key, m.step""",
+        (run_id,),
+    ):
+        step = int(row["step"] or 0)
+        if row["kind"] == "numeric":
+            value = row["value"] if row["value"] is not None else float("nan")
+            timestamp = row["timestamp_ms"] if row["timestamp_ms"] is not None else fallback_ts
+            name = mapper.metric_name(row["step_name"], row["key"], row["name"])
+            metrics.append(MetricPoint(name, float(value), int(timestamp), step))
+        else:
+            name, text = mapper.param(row["step_name"], row["key"], step, row["value_text"] or "", row["name"])
+            params[name] = text
+    return metrics
 
 
 def _run_param_text(json_text: str | None) -> str:

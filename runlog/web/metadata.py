@@ -24,10 +24,10 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
             "dag_hash": "Hash of the pipeline definition.",
             "use_cached": "1 when the run re-used a failed run's results.",
             "original_run_id": "The run this one re-used, if any.",
-            "start_time": "Earliest attempt start, as written in the log (local time).",
-            "end_time": "Latest attempt end, as written in the log (local time).",
+            "start_time": "Earliest attempt start, as written in the log; run-log times carry no zone and runlog reads them as UTC.",
+            "end_time": "Latest attempt end, as written in the log (read as UTC).",
             "duration_s": "end_time minus start_time, in seconds.",
-            "format": "Log generation: g1 magnus 0.5, g2 runnable 0.1-0.5, g3 runnable 0.6+.",
+            "format": "Shape of the log: g1 magnus 0.5; g2 the seed's shape (runnable 0.1-0.5, and runs runlog records); g3 runnable 0.6+.",
             "layout": "file-system (one JSON file) or chunked-fs (a folder of chunks).",
             "source_path": "The file or folder the run was read from.",
             "ingested_at": "When runlog last read it (UTC).",
@@ -118,12 +118,31 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
         {"step": "The highest step recorded for this key in this step."},
         ["key", "kind"],
     ),
-    "run_latest": (
-        "Latest per run",
-        "Kept by ingest: per run and key, the latest numeric point over all the run's steps"
-        " (highest step, then the attempt that ended last); what leaderboards rank.",
-        {"step_name": "The step that recorded the point.", "value": "The latest numeric value."},
-        ["key"],
+    "run_metrics": (
+        "Run metrics",
+        "Kept by ingest: one row per run and run-level metric name, with its summaries. A key's plain name "
+        "belongs to the first step in run order that recorded it; the same key in another step is "
+        "<step_name>/<key>. What runs, leaderboards and compare sort and filter by.",
+        {
+            "name": "Run-level name (loss, or search.lr1.train/loss).",
+            "position": "Run order of the step that recorded it.",
+            "count": "Points recorded.",
+            "first": "Value at the lowest step.",
+            "last": "Value at the highest step (numbers; last_text holds text and NaN).",
+            "min": "Lowest value (NaN aside).", "argmin": "Step of the lowest value (the first such step).",
+            "max": "Highest value.", "argmax": "Step of the highest value (the first such step).",
+            "mean": "Mean of the values (NaN aside).",
+            "timestamp_ms": "End of the attempt that recorded the last point, epoch milliseconds (UTC).",
+        },
+        ["kind"],
+    ),
+    "run_params": (
+        "Run params",
+        "Kept by ingest: one row per run and run-level parameter name: run-level parameters, then each "
+        "step's latest attempt's, named by the same rule as run_metrics.",
+        {"name": "Run-level name (lr, or train/lr).", "value": "The number, when numeric.",
+         "text": "The value as text: a string bare, anything else as JSON."},
+        ["direction", "kind"],
     ),
     "latest_metrics": (
         "Latest metrics",

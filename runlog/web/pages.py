@@ -94,7 +94,7 @@ async def compare_page(datasette, request):
     """``/-/runlog/compare?key=K&run=A&run=B``: one metric across runs, in one chart."""
     name, db = await _database(datasette, request)
     keys = [r["key"] for r in await _rows(
-        db, "select distinct key from metrics where kind = 'numeric' order by key")]
+        db, "select distinct name as key from run_metrics where kind = 'numeric' order by name")]
     key = request.args.get("key") or (keys[0] if keys else "")
     direction = "asc" if request.args.get("direction") == "asc" else "desc"
     leaderboard = NAMED_QUERIES["leaderboard"]

@@ -25,6 +25,7 @@ import markupsafe
 from datasette import hookimpl
 from datasette.utils.asgi import Response, asgi_static
 
+from ..index import functions
 from ..index.queries import NAMED_QUERIES
 from .metadata import INDEX_TABLES, table_metadata
 from .pages import compare_page, run_page
@@ -64,6 +65,7 @@ def _read_only(datasette, database: str) -> bool:
 
 @hookimpl
 def prepare_connection(conn, database, datasette):
+    functions.register(conn)  # regexp, and the leaderboard's direction
     if _read_only(datasette, database):
         conn.execute("PRAGMA query_only = 1")
 

@@ -105,7 +105,7 @@ def test_real_server_leaks_nothing(tmp_path, mlflow_server):  # noqa: F811
     store, db = record_and_index(tmp_path, env, outputs, "live")
     done = run(runlog("export", "mlflow", "--all", "--db", str(db), "-q", "--experiment", "secrets-export"), env, outputs)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("2 runs exported, "), done.stdout
+    assert done.stdout.splitlines()[-1].startswith("2 runs exported, "), done.stdout
     client = MlflowClient(mlflow_server.uri)
     texts = []
     for name in ("secrets", "secrets-export"):

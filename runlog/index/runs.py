@@ -1,0 +1,200 @@
+"""Runs as a table of column specs: what ``runlog runs``, ``keys`` and ``compare`` and
+the web pages show, sort and filter by (the syntax is in :mod:`.specs`).
+
+Every value is bound, never spliced into the SQL; every name must exist in some run
+(:mod:`.lookup`), so a misspelt one is an error with a hint rather than an empty column.
+
+>>> db = open_db("runlog.db", readonly=True)                                          # doctest: +SKIP
+>>> columns, rows = list_runs(db, ["param:lr", "min:loss"], where="min:loss < 0.5",
+...                           sort=["min:loss"], limit=5)                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageProblem
+from . import lookup
+from .queries import Rows, run_sql
+from .filters import parse_where
+from .specs import SUMMARIES, Spec, parse_spec
+
+DEFAULT_COLUMNS = ("run_id", "tag", "status", "start_time", "duration_s", "steps")
+FIELD_SQL = {
+    "run_id": "r.run_id", "tag": "r.tag", "status": "r.status", "start_time": "r.start_time",
+    "end_time": "r.end_time", "duration_s": "r.duration_s",
+    "steps": "(SELECT count(*) FROM steps s WHERE s.run_id = r.run_id)",
+}
+# A metric's value for a summary; ``last`` is the number, or the text of a non-numeric
+# metric (NaN, a number's missing value, stays NULL: no value to sort or compare).
+SUMMARY_SQL = {
+    "last": "CASE WHEN {a}.last IS NOT NULL THEN {a}.last WHEN {a}.kind != 'numeric' THEN {a}.last_text END",
+    "first": "{a}.first", "min": "{a}.min", "max": "{a}.max", "mean": "{a}.mean", "count": "{a}.count",
+    "argmin": "{a}.argmin", "argmax": "{a}.argmax",
+}
+PARAM_SQL = "coalesce({a}.value, {a}.text)"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class RunQuery:
+    """SQL over ``runs`` with a LEFT JOIN per metric or parameter a spec names."""
+
+    db: Any
+    binds: dict[str, Any] = field(default_factory=dict)
+    joins: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def bind(self, value: Any) -> str:
+        name = f"v{len(self.binds)}"
+        self.binds[name] = value
+        return f":{name}"
+
+    def column(self, spec: Spec) -> str:
+        """The SQL expression of ``spec`` (after checking that its name exists)."""
+        if spec.kind == "field":
+            return FIELD_SQL[spec.name]
+        table = "run_metrics" if spec.kind == "metric" else "run_params"
+        if (table, spec.name) not in self.joins:
+            (lookup.require_metric if spec.kind == "metric" else lookup.require_param)(self.db, spec.name)
+            self.joins[(table, spec.name)] = f"j{len(self.joins)}"
+        alias = self.joins[(table, spec.name)]
+        return (SUMMARY_SQL[spec.summary] if spec.kind == "metric" else PARAM_SQL).format(a=alias)
+
+    def join_clauses(self, names: set[tuple[str, str]] | None = None) -> str:
+        """The LEFT JOINs of ``names`` (of every spec seen so far when None)."""
+        return "".join(
+            f" LEFT JOIN {table} {alias} ON {alias}.run_id = r.run_id AND {alias}.name = {self.bind(name)}"
+            for (table, name), alias in self.joins.items() if names is None or (table, name) in names)
+
+
+def spec_list(texts: Sequence[str], what: str) -> list[Spec]:
+    """Column specs, once each, in order; ``what`` names the option in errors."""
+    specs = [parse_spec(text, what) for text in texts]
+    return list(dict.fromkeys(specs))
+
+
+def list_runs(db, columns: Sequence[str] = (), *, where: str | None = None, sort: Sequence[str] = (),
+              limit: int | None = None, tag: str | None = None, status: str | None = None,
+              defaults: Sequence[str] = DEFAULT_COLUMNS) -> tuple[list[str], Rows]:
+    """One row per run: ``defaults`` (run fields and ``steps``) then every column spec of
+    ``columns``; ``where`` filters, ``sort`` orders (``-SPEC`` descending; runs without
+    the value last), ``limit`` cuts. Columns are named by their specs (``min:loss``)."""
+    query = RunQuery(db)
+    shown = list(dict.fromkeys([Spec("field", name) for name in defaults] + spec_list(columns, "column")))
+    order = _order(query, sort)
+    conditions = _conditions(query, db, where, tag, status)
+    # Filter, sort and cut first, joining only what that needs; then the shown columns of
+    # the runs that are left (at 100,000 runs and --limit 5, five rows get their columns).
+    keys = "".join(f", {sql} AS k{i}" for i, (sql, _) in enumerate(order))
+    inner = (f"SELECT r.run_id AS run_id{keys} FROM runs r{query.join_clauses(set(query.joins))}"
+             + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
+             + f" ORDER BY {_order_by(order, 'sql')}"
+             + (f" LIMIT {query.bind(int(limit))}" if limit is not None else ""))
+    exprs = ", ".join(f"{query.column(spec)} AS {quote_ident(spec.label)}" for spec in shown)
+    sql = (f"SELECT {exprs} FROM ({inner}) q JOIN runs r ON r.run_id = q.run_id{query.join_clauses()}"
+           f" ORDER BY {_order_by(order, 'key')}")
+    return run_sql(db, sql, query.binds)
+
+
+def _order(query: RunQuery, sort: Sequence[str]) -> list[tuple[str, bool]]:
+    """``[(sql, descending)]``: the sort specs, then start time and run_id."""
+    order = []
+    for text in sort:
+        descending = text.startswith("-")
+        spec = parse_spec(text[1:] if descending else text, "--sort")
+        order.append((query.column(spec), descending))
+    return order + [("r.start_time", False), ("r.run_id", False)]
+
+
+def _order_by(order: list[tuple[str, bool]], use: str) -> str:
+    terms = []
+    for i, (sql, descending) in enumerate(order):
+        expr = sql if use == "sql" else f"q.k{i}"
+        terms.append(f"{expr} IS NULL, {expr}{' DESC' if descending else ''}")
+    return ", ".join(terms)
+
+
+def _conditions(query: RunQuery, db, where: str | None, tag: str | None, status: str | None) -> list[str]:
+    conditions = []
+    if tag is not None:
+        lookup.require_value(db, "tag", tag, "tag")
+        conditions.append(f"r.tag = {query.bind(tag)}")
+    if status is not None:
+        lookup.require_value(db, "upper(status)", status.upper(), "status")
+        conditions.append(f"upper(r.status) = {query.bind(status.upper())}")
+    if where:
+        conditions.append(parse_where(where, query.column, query.bind).sql)
+    return conditions
+
+
+# -- keys -------------------------------------------------------------------------
+
+
+def list_keys(db, like: str | None = None) -> tuple[list[str], Rows]:
+    """Every run-level metric and param name: how many runs have it, its kinds, and the
+    range of its last value (a param's value); ``like`` narrows the names (SQL LIKE)."""
+    where = "WHERE name LIKE :like" if like else ""
+    sql = f"""SELECT 'metric' AS what, name, count(*) AS runs, group_concat(DISTINCT kind) AS kinds,
+    min(last) AS min, max(last) AS max
+FROM run_metrics {where} GROUP BY name
+UNION ALL
+SELECT 'param', name, count(*), group_concat(DISTINCT kind), min(value), max(value)
+FROM run_params {where} GROUP BY name
+ORDER BY what, runs DESC, name"""
+    return run_sql(db, sql, {"like": like} if like else {})
+
+
+# -- compare ------------------------------------------------------------------------
+
+
+def compare_runs(db, run_ids: Sequence[str], metrics: Sequence[str] = (), params: Sequence[str] = (),
+                 summary: str = "last", only_diff: bool = False) -> tuple[list[str], Rows]:
+    """Runs side by side, one row per column spec: every param (or ``params``), then every
+    metric with ``summary`` (or the specs of ``metrics``), lined up by run-level name.
+    ``differs`` is ``*`` where the runs disagree or one lacks the value."""
+    if summary not in SUMMARIES:
+        raise UsageProblem(f"--summary {summary!r}: use one of {', '.join(SUMMARIES)}")
+    run_ids = list(dict.fromkeys(run_ids))
+    for run_id in run_ids:
+        lookup.require_run(db, run_id)
+    specs = _compare_specs(db, run_ids, metrics, params, summary)
+    query = RunQuery(db)
+    exprs = [query.column(spec) for spec in specs]
+    binds = [query.bind(run_id) for run_id in run_ids]
+    selected = ", ".join(f"{e} AS c{i}" for i, e in enumerate(exprs)) or "NULL"
+    _, found = run_sql(db, f"SELECT r.run_id, {selected} FROM runs r{query.join_clauses()} "
+                           f"WHERE r.run_id IN ({', '.join(binds)})", query.binds)
+    values = {row["run_id"]: row for row in found}
+    labels = {r: (r if r not in ("spec", "differs") else f"run:{r}") for r in run_ids}
+    rows = []
+    for i, spec in enumerate(specs):
+        cells = [values[r].get(f"c{i}") for r in run_ids]
+        differs = any(c is None for c in cells) or len({repr(c) for c in cells}) > 1
+        if only_diff and not differs:
+            continue
+        rows.append({"spec": spec.label, **{labels[r]: c for r, c in zip(run_ids, cells)},
+                     "differs": "*" if differs else ""})
+    return ["spec", *labels.values(), "differs"], rows
+
+
+def _compare_specs(db, run_ids: list[str], metrics: Sequence[str], params: Sequence[str],
+                   summary: str) -> list[Spec]:
+    marks = ", ".join("?" * len(run_ids))
+    if params:
+        param_specs = [Spec("param", name.removeprefix("param:")) for name in params]
+    else:
+        param_specs = [Spec("param", name) for (name,) in db.conn.execute(
+            f"SELECT name FROM run_params WHERE run_id IN ({marks}) GROUP BY name ORDER BY min(position), name",
+            run_ids)]
+    if metrics:
+        metric_specs = spec_list(metrics, "--metric")
+    else:
+        metric_specs = [Spec("metric", name, summary) for (name,) in db.conn.execute(
+            f"SELECT name FROM run_metrics WHERE run_id IN ({marks}) GROUP BY name ORDER BY min(position), name",
+            run_ids)]
+    return list(dict.fromkeys(param_specs + metric_specs))

@@ -1,0 +1,315 @@
+"""One meaning for a run's metric, and runs sorted, filtered and compared by any metric
+or param: run-level names, summaries, column specs, the filter language, keys,
+compare, hints for names that match nothing, output formats and the schema-2 migration."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runlog import RunLog, RunLogStore
+from runlog.cli import cli
+from runlog.index import ingest, open_db
+from runlog.mlflow.plan import plan_run
+
+from conftest import REPO, fixture_sources
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def rows_of(*args) -> list[dict]:
+    result = invoke(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def sweep_db(tmp_path_factory) -> Path:
+    """The README's runs: the six real ones and examples/sweep.py's seven."""
+    root = tmp_path_factory.mktemp("sweep")
+    store = root / "store"
+    store.mkdir()
+    for source in fixture_sources():
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
+    runpy.run_path(str(REPO / "examples" / "sweep.py"))["main"](str(store))
+    assert ingest([store], root / "runlog.db").failed == 0
+    return root / "runlog.db"
+
+
+# -- run-level names --------------------------------------------------------------------
+
+
+def branch_run(run_id: str, first_ends_last: bool) -> RunLog:
+    """A parallel step whose two branches both track ``loss``; the first listed branch
+    ends last or first."""
+    def branch(name: str, curve: list[float], end: str) -> dict:
+        step = f"search.{name}.train"
+        attempt = {"attempt_number": 1, "status": "SUCCESS", "start_time": "2026-01-01 10:00:00.000000",
+                   "end_time": end}
+        return {"internal_name": f"search.{name}", "status": "SUCCESS", "steps": {step: {
+            "name": "train", "internal_name": step, "status": "SUCCESS", "attempts": [attempt],
+            "user_defined_metrics": {"loss": {str(i): v for i, v in enumerate(curve)}}}}}
+
+    late, early = "2026-01-01 10:05:00.000000", "2026-01-01 10:01:00.000000"
+    return RunLog.model_validate({"run_id": run_id, "tag": "par", "status": "SUCCESS", "steps": {"search": {
+        "name": "search", "internal_name": "search", "status": "SUCCESS", "step_type": "parallel", "branches": {
+            "search.lr0": branch("lr0", [0.9, 0.6561], late if first_ends_last else early),
+            "search.lr1": branch("lr1", [0.8, 0.4096], early if first_ends_last else late)}}}})
+
+
+@pytest.mark.parametrize("layout", ["file-system", "chunked-fs"])
+def test_a_runs_loss_is_its_first_branchs_whatever_ended_last_and_whatever_the_ingest_order(tmp_path, layout):
+    stores = [tmp_path / "a", tmp_path / "b"]
+    RunLogStore(stores[0], layout).create_run(branch_run("ends-last", first_ends_last=True))
+    RunLogStore(stores[1], layout).create_run(branch_run("ends-first", first_ends_last=False))
+    for order, db in (((0, 1), tmp_path / "one.db"), ((1, 0), tmp_path / "two.db")):
+        assert ingest([stores[i] for i in order], db).ingested == 2
+        runs = {r["run_id"]: r for r in rows_of("runs", "--metric", "loss", "--metric", "search.lr1.train/loss",
+                                                 "--db", db)}
+        assert {r: (v["loss"], v["search.lr1.train/loss"]) for r, v in runs.items()} == {
+            "ends-last": (0.6561, 0.4096), "ends-first": (0.6561, 0.4096)}
+        board = rows_of("query", "--named", "leaderboard", "-p", "key", "loss", "--db", db)
+        assert [(r["step_name"], r["value"]) for r in board] == [("search.lr0.train", 0.6561)] * 2
+        compared = rows_of("compare", "ends-last", "ends-first", "--db", db)
+        assert [(r["spec"], r["ends-last"], r["ends-first"], r["differs"]) for r in compared] == [
+            ("loss", 0.6561, 0.6561, ""), ("search.lr1.train/loss", 0.4096, 0.4096, "")]
+        plan = plan_run(db, "ends-last")
+        assert [(m.key, m.step, m.value) for m in plan.metrics] == [
+            ("loss", 0, 0.9), ("loss", 1, 0.6561), ("search.lr1.train/loss", 0, 0.8),
+            ("search.lr1.train/loss", 1, 0.4096)]
+
+
+def test_params_follow_the_same_rule_run_level_first(tmp_path):
+    attempt = {"attempt_number": 1, "status": "SUCCESS", "start_time": "2026-01-01 10:00:00.000000",
+               "end_time": "2026-01-01 10:00:01.000000"}
+    old = {**attempt, "attempt_number": 1, "status": "FAIL", "parameters": {"lr": 9.0, "gone": 1}}
+    run = RunLog.model_validate({"run_id": "p", "status": "SUCCESS", "parameters": {"lr": 0.1}, "steps": {
+        "prep": {"name": "prep", "internal_name": "prep", "status": "SUCCESS",
+                 "attempts": [{**attempt, "input_parameters": {"lr": 0.2}, "output_parameters": {"rows": 7}}]},
+        "train": {"name": "train", "internal_name": "train", "status": "SUCCESS",
+                  "attempts": [old, {**attempt, "attempt_number": 2, "parameters": {"lr": 0.3, "rows": "7"}}]}}})
+    RunLogStore(tmp_path / "s").create_run(run)
+    ingest([tmp_path / "s"], tmp_path / "x.db")
+    db = open_db(tmp_path / "x.db", readonly=True)
+    assert db.conn.execute("SELECT name, step_name, direction, value, text FROM run_params ORDER BY position, name"
+                           ).fetchall() == [
+        ("lr", "", "run", 0.1, "0.1"), ("prep/lr", "prep", "input", 0.2, "0.2"), ("rows", "prep", "output", 7.0, "7"),
+        ("train/lr", "train", "input", 0.3, "0.3"), ("train/rows", "train", "input", None, "7"),
+    ]  # the latest attempt only: train's first attempt (lr 9, gone) is not there
+
+
+# -- runs: specs, --where, --sort, --limit ---------------------------------------------------
+
+
+def test_the_readme_question_returns_the_right_runs_in_order(sweep_db):
+    rows = rows_of("runs", "--param", "lr", "--metric", "min:loss", "--metric", "argmin:loss", "--where",
+                   "param:lr in (0.1, 0.01) and min:loss < 0.5", "--sort", "min:loss", "--limit", "5", "--db", sweep_db)
+    assert [(r["run_id"], r["param:lr"], r["min:loss"], r["argmin:loss"]) for r in rows] == [
+        ("sweep-03", 0.01, 0.1685, 9), ("sweep-04", 0.01, 0.2027, 9), ("sweep-ensemble", 0.1, 0.2139, 7),
+        ("sweep-01", 0.1, 0.2188, 8), ("sweep-02", 0.1, 0.2537, 7)]
+    assert list(rows[0]) == ["run_id", "tag", "status", "start_time", "duration_s", "steps", "param:lr", "min:loss",
+                             "argmin:loss"]  # params first, then metrics
+
+
+@pytest.mark.parametrize("where, expected", [
+    ("loss < 0.2 or loss > 0.6", ["sweep-03", "sweep-05", "sweep-06"]),
+    ("not (loss >= 0.2) and tag = 'sweep'", ["sweep-03"]),
+    ("param:batch = 64 and param:lr != 0.001", ["sweep-02", "sweep-04"]),
+    ("param:lr not in (0.1, 0.01) and tag == \"sweep\"", ["sweep-05", "sweep-06"]),
+    ("param:optimizer like 'S%' and argmin:loss <> 9", ["sweep-01", "sweep-02"]),
+    ("run_id glob 'sweep-0[12]'", ["sweep-01", "sweep-02"]),
+    ("run_id regexp '^sweep-0[56]$'", ["sweep-05", "sweep-06"]),
+    ("run_id not regexp 'sweep|case|legacy|magnus'", []),
+    ("tag = 'sweep' and param:batch is null", ["sweep-ensemble"]),
+    ("count:loss = 10 and max:accuracy is not null and first:loss > 1", ["sweep-02", "sweep-05", "sweep-06"]),
+    ("mean:loss > 0.7 AND duration_s >= 85", ["sweep-05", "sweep-06"]),
+    ("`fit.b2.train/loss` < 1 and last:loss = loss", ["sweep-ensemble"]),
+    ("start_time >= '2026-11-30 10:00' and end_time < '2026-11-30 11:02'", ["sweep-06", "sweep-ensemble"]),
+    ("run_id = 'x'' OR 1=1 --'", []),
+])
+def test_the_filter_language(sweep_db, where, expected):
+    rows = rows_of("runs", "--where", where, "--db", sweep_db)
+    assert sorted(r["run_id"] for r in rows) == expected
+
+
+def test_sort_descending_with_ties_and_runs_without_the_value_last(sweep_db):
+    rows = rows_of("runs", "--metric", "argmin:loss", "--param", "batch", "--where", "tag = 'sweep'",
+                   "--sort", "-param:batch", "--sort", "argmin:loss", "--db", sweep_db)
+    assert [(r["run_id"], r["param:batch"], r["argmin:loss"]) for r in rows] == [
+        ("sweep-02", 64, 7), ("sweep-04", 64, 9), ("sweep-06", 64, 9),
+        ("sweep-01", 32, 8), ("sweep-03", 32, 9), ("sweep-05", 32, 9), ("sweep-ensemble", None, 7)]
+    ascending = rows_of("runs", "--metric", "accuracy", "--sort", "accuracy", "--limit", "8", "--db", sweep_db)
+    assert [r["accuracy"] is None for r in ascending] == [False] * 7 + [True]  # sweep-01..06, case2-metrics
+    assert rows_of("runs", "--limit", "0", "--db", sweep_db) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric", "los"], "no metric 'los' in any run; did you mean loss, loss_curve? (`runlog keys` lists them)"),
+    (["--metric", "min:acuracy"], "no metric 'acuracy' in any run; did you mean accuracy, env_accuracy?"),
+    (["--param", "lrr"], "no param 'lrr' in any run; did you mean param:lr?"),
+    (["--metric", "lr"], "no metric 'lr' in any run; did you mean param:lr?"),
+    (["--where", "param:batch > 1 and los < 1"], "no metric 'los' in any run; did you mean loss, loss_curve?"),
+    (["--sort", "-min:loss_curv"], "no metric 'loss_curv' in any run; did you mean loss_curve, loss?"),
+    (["--tag", "sweeps"], "no run has tag 'sweeps'; did you mean sweep?"),
+    (["--status", "done"], "no run has status 'DONE'"),
+    (["--metric", "median:loss"], "--metric? no: column 'median:loss': unexpected ':' at column 7"),
+    (["--where", "min:loss < < 0.5"], "--where 'min:loss < < 0.5': unexpected '<' at column 12"),
+    (["--where", "(loss < 1"], "--where '(loss < 1': unexpected the end at column 10; expected ')'"),
+    (["--where", "loss"], "--where 'loss': unexpected the end at column 5; expected a comparison"),
+    (["--where", "loss regexp '('"], "regexp '(' is not a regular expression"),
+])
+def test_names_that_match_nothing_and_syntax_errors_are_one_line(sweep_db, args, message):
+    result = invoke("runs", *args, "--db", sweep_db)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+    expected = message.split("no: ", 1)[-1]
+    assert expected in result.stderr, result.stderr
+
+
+def test_a_spec_with_odd_characters_in_backquotes(tmp_path):
+    attempt = {"attempt_number": 1, "status": "SUCCESS", "start_time": "2026-01-01 10:00:00.000000",
+               "end_time": "2026-01-01 10:00:01.000000"}
+    run = RunLog.model_validate({"run_id": "odd", "status": "SUCCESS", "steps": {"t": {
+        "name": "t", "internal_name": "t", "status": "SUCCESS", "attempts": [attempt],
+        "user_defined_metrics": {"eval loss": {"0": 0.5, "1": 0.25}, "a`b": 1, "tag": 3}}}})
+    RunLogStore(tmp_path / "s").create_run(run)
+    ingest([tmp_path / "s"], tmp_path / "x.db")
+    rows = rows_of("runs", "--metric", "min:`eval loss`", "--metric", "`a``b`", "--metric", "last:tag",
+                   "--where", "`eval loss` = 0.25", "--db", tmp_path / "x.db")
+    assert [(r["min:`eval loss`"], r["`a``b`"], r["last:tag"], r["tag"]) for r in rows] == [(0.25, 1.0, 3.0, "")]
+
+
+# -- keys, compare -----------------------------------------------------------------------------
+
+
+def test_keys_lists_every_name_with_its_runs_kinds_and_range(sweep_db):
+    keys = {(r["what"], r["name"]): r for r in rows_of("keys", "--db", sweep_db)}
+    assert keys[("metric", "loss")] == {"what": "metric", "name": "loss", "runs": 8, "kinds": "numeric",
+                                        "min": 0.1685, "max": 0.6861}
+    assert keys[("param", "lr")]["runs"] == 7 and (keys[("param", "lr")]["min"], keys[("param", "lr")]["max"]) == (
+        0.001, 0.1)
+    assert keys[("metric", "spam")]["kinds"] == "text"
+    narrowed = rows_of("keys", "--like", "%loss%", "--sort", "-runs", "--limit", "2", "--db", sweep_db)
+    assert [r["name"] for r in narrowed] == ["loss", "env_loss"]
+    table = invoke("keys", "--like", "fit%", "--db", sweep_db).stdout
+    assert table.splitlines()[2:] == ["metric  fit.b2.train/loss     1  numeric  0.1909  0.1909",
+                                      "param   fit.b2.train/lr       1  raw        0.01    0.01"]
+
+
+def test_compare_lines_up_by_run_level_name_with_a_summary_and_only_differences(sweep_db):
+    rows = rows_of("compare", "sweep-01", "sweep-ensemble", "--summary", "argmin", "--db", sweep_db)
+    assert [(r["spec"], r["sweep-01"], r["sweep-ensemble"], r["differs"]) for r in rows] == [
+        ("param:batch", 32, None, "*"), ("param:lr", 0.1, 0.1, ""), ("param:optimizer", "sgd", None, "*"),
+        ("param:fit.b2.train/lr", None, 0.01, "*"), ("argmin:accuracy", 0, None, "*"), ("argmin:loss", 8, 7, "*"),
+        ("argmin:fit.b2.train/loss", None, 9, "*")]
+    chosen = rows_of("compare", "sweep-01", "sweep-02", "sweep-03", "--metric", "count:loss", "--metric", "min:loss",
+                     "--param", "optimizer", "--only-diff", "--db", sweep_db)
+    assert [r["spec"] for r in chosen] == ["min:loss"]
+    bad = invoke("compare", "sweep-01", "sweep-2", "--db", sweep_db)
+    assert (bad.exit_code, bad.stderr) == (2, "Error: no run 'sweep-2' in the index; did you mean sweep-02, sweep-06, "
+                                              "sweep-05?\n")
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def test_table_output_is_for_reading_and_the_script_formats_keep_every_digit(sweep_db):
+    sql = "SELECT 0.1 + 0.2 AS sum, 1795685261802 AS timestamp_ms, '2026-11-30 09:10:00.000000' AS start_time"
+    table = invoke("query", sql, "--db", sweep_db).stdout.splitlines()
+    assert table[2].split() == ["0.3", "2026-11-26T09:27:41.802Z", "2026-11-30T09:10:00.000Z"]
+    assert invoke("query", sql, "--format", "csv", "--no-headers", "--db", sweep_db).stdout == (
+        "0.30000000000000004,1795685261802,2026-11-30 09:10:00.000000\n")
+    assert invoke("query", sql, "--format", "tsv", "--db", sweep_db).stdout.splitlines()[1] == (
+        "0.30000000000000004\t1795685261802\t2026-11-30 09:10:00.000000")
+    assert json.loads(invoke("query", sql, "--format", "nl", "--db", sweep_db).stdout)["sum"] == 0.30000000000000004
+    assert invoke("query", sql, "--no-headers", "--db", sweep_db).stdout.count("\n") == 1
+
+
+def test_every_list_command_takes_every_format(sweep_db):
+    commands = [["runs"], ["keys"], ["metrics", "sweep-01"], ["compare", "sweep-01", "sweep-02"], ["query", "--list"],
+                ["query", "--named", "failed_steps"], ["show", "sweep-01"], ["export", "mlflow", "--all", "--dry-run"]]
+    for command in commands:
+        for fmt in ("table", "json", "csv", "tsv", "nl"):
+            result = invoke(*command, "--format", fmt, "--db", sweep_db)
+            assert result.exit_code == 0, (command, fmt, result.output)
+            if fmt in ("json", "nl"):
+                text = result.stdout if fmt == "json" else "[" + ",".join(result.stdout.splitlines()) + "]"
+                assert json.loads(text) is not None
+
+
+# -- labels and the migration --------------------------------------------------------------------
+
+
+def test_runs_runlog_records_are_labelled_by_their_shape(tmp_path):
+    from runlog import Run, track_this
+
+    with Run.start(run_id="mine", store=tmp_path / "s") as run:
+        with run.step("train"):
+            track_this(loss=0.5)
+    ingest([tmp_path / "s"], tmp_path / "x.db")
+    assert rows_of("query", "SELECT format FROM runs", "--db", tmp_path / "x.db") == [{"format": "g2"}]
+
+
+def downgrade_to_version_1(path: Path) -> None:
+    """Make an index look like one that runlog built before schema 2."""
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        DROP TABLE run_metrics; DROP TABLE run_params;
+        CREATE TABLE run_latest (run_id TEXT NOT NULL, key TEXT NOT NULL, step_name TEXT NOT NULL,
+            step INTEGER NOT NULL, value REAL, timestamp_ms INTEGER, PRIMARY KEY (run_id, key));
+        UPDATE runs SET format = 'g1' WHERE format = 'g2' AND run_id LIKE 'sweep%';
+        PRAGMA user_version = 1;""")
+    conn.close()
+
+
+def test_an_index_of_schema_1_is_upgraded_in_place_from_its_own_tables(tmp_path, sweep_db):
+    path = tmp_path / "old.db"
+    shutil.copy(sweep_db, path)
+    downgrade_to_version_1(path)
+    fresh = sqlite3.connect(sweep_db)
+    expected = {t: fresh.execute(f"SELECT * FROM {t} ORDER BY run_id, name").fetchall() for t in ("run_metrics",
+                                                                                                   "run_params")}
+    formats = fresh.execute("SELECT run_id, format FROM runs ORDER BY run_id").fetchall()
+    fresh.close()
+    # A read command upgrades it (no run log is read: the sources are not even there).
+    rows = rows_of("runs", "--metric", "min:loss", "--where", "min:loss < 0.2", "--db", path)
+    assert [r["run_id"] for r in rows] == ["sweep-03"]
+    upgraded = sqlite3.connect(path)
+    assert upgraded.execute("PRAGMA user_version").fetchone()[0] == 2
+    for table, want in expected.items():
+        assert upgraded.execute(f"SELECT * FROM {table} ORDER BY run_id, name").fetchall() == want
+    assert upgraded.execute("SELECT run_id, format FROM runs ORDER BY run_id").fetchall() == formats
+    assert upgraded.execute("SELECT name FROM sqlite_master WHERE name = 'run_latest'").fetchall() == []
+    upgraded.close()
+
+
+def test_an_old_index_that_cannot_be_written_says_how_to_upgrade_it(tmp_path, sweep_db, monkeypatch):
+    from runlog.errors import RunlogError
+    from runlog.index import db as index_db
+
+    path = tmp_path / "old.db"
+    shutil.copy(sweep_db, path)
+    downgrade_to_version_1(path)
+    real = index_db.open_db
+
+    def no_writes(target, readonly=False):  # a file on read-only storage (root could write a 0444 file)
+        if not readonly:
+            raise RunlogError(f"cannot open index {target}: attempt to write a readonly database")
+        return real(target, readonly=True)
+
+    monkeypatch.setattr(index_db, "open_db", no_writes)
+    result = invoke("runs", "--db", path)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: index {path} was built by an older runlog and must be upgraded, which needs write access "
+        f"(cannot open index {path}: attempt to write a readonly database): run `runlog ingest STORE --db {path}` "
+        "where it is writable\n")
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
