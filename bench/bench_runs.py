@@ -34,7 +34,7 @@ from bench.common import median_ms, save, table, verdict
 from runlog.index import open_db
 from runlog.index.runs import list_runs
 from runlog.index.schema import INSERT
-from runlog.index.summaries import run_metric_rows, run_param_rows
+from runlog.index.summaries import group_series, run_metric_rows, run_param_rows
 
 METRICS = ["loss"] + [f"metric_{i:02d}" for i in range(1, 20)]
 PARAMS = ["lr", "batch", "optimizer", "dropout"] + [f"param_{i}" for i in range(4, 10)]
@@ -61,7 +61,7 @@ def run_rows(number: int, rng: random.Random) -> dict[str, list[tuple]]:
     return {
         "runs": [(run_id, "bench", "SUCCESS", "", 0, "", start, start, 1.0, "g2", "file-system", "", "", "{}", "{}")],
         "steps": [(run_id, "train", "train", "", "task", "SUCCESS", "", 0, 0)],
-        "run_metrics": run_metric_rows(run_id, metric_rows, {"train": 0}),
+        "run_metrics": run_metric_rows(run_id, group_series(metric_rows), {"train": 0}),
         "run_params": run_param_rows(run_id, param_rows, {"train": 0}),
     }
 

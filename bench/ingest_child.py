@@ -5,7 +5,8 @@
 Prints one JSON line: seconds (ingest() alone), the report's counts, and the
 process's peak RSS before and after the ingest (ru_maxrss, KiB on Linux).
 ``--no-summaries`` ingests as runlog did before its run-level names and summaries
-(schema 2): flattening skips them, so their cost can be measured beside it.
+(schema 2) and its tiles of long series: flattening skips them, so their cost can be
+measured beside it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def main() -> None:
     from runlog.index import flatten, ingest  # imports first: their memory is reported apart
 
     if "--no-summaries" in sys.argv[3:]:
-        flatten.run_metric_rows = flatten.run_param_rows = lambda *args: []
+        flatten.run_metric_rows = flatten.run_param_rows = flatten.tile_rows = lambda *args: []
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()

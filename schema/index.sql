@@ -1,4 +1,4 @@
--- runlog index schema, version 2 (PRAGMA user_version = 2)
+-- runlog index schema, version 3 (PRAGMA user_version = 3)
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     tag TEXT,
@@ -139,6 +139,7 @@ CREATE TABLE IF NOT EXISTS run_metrics (
     argmax INTEGER,
     mean REAL,
     timestamp_ms INTEGER,
+    timestamps INTEGER,
     PRIMARY KEY (name, run_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS run_metrics_run ON run_metrics (run_id);
@@ -155,6 +156,25 @@ CREATE TABLE IF NOT EXISTS run_params (
     PRIMARY KEY (name, run_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS run_params_run ON run_params (run_id);
+-- Tiles of long numeric series (runlog.index.tiles), kept by ingest: per run of `width`
+-- steps, its count, sum, lowest and highest value with their steps; charts read these
+-- instead of every point.
+CREATE TABLE IF NOT EXISTS metric_tiles (
+    run_id TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    tile INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    total REAL,
+    lo REAL,
+    lo_step INTEGER,
+    hi REAL,
+    hi_step INTEGER,
+    first_step INTEGER,
+    last_step INTEGER,
+    PRIMARY KEY (run_id, step_name, key, width, tile)
+) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS latest_metrics AS
 SELECT run_id, step_name, key, step, value, value_text, kind FROM step_latest;
 CREATE VIEW IF NOT EXISTS run_summary AS

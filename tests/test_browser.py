@@ -1,15 +1,14 @@
-"""What a person sees: ``runlog serve`` in a subprocess, pages in headless Chromium.
+"""What a person sees: ``runlog serve`` in a subprocess, pages in headless Chromium
+(Debian's /usr/bin/chromium through Playwright; skipped only when it is missing).
 
-Uses Debian's /usr/bin/chromium through Playwright; skips only when that
-browser is not installed.
+One server and one browser serve the whole module, on the index of tests/web_index.py.
+``RUNLOG_SCREENSHOTS=docs`` saves the README's screenshots of the runs, run and
+compare pages there.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from loopback import free_port
-from test_datasette import FAILED_RUN, build_index
+from web_index import FAILED_RUN, LONG_RUN, build_web_index
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,44 +31,43 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def server(tmp_path, fixture_store):
-    """``runlog serve`` on a free loopback port; yields its base URL and the index path."""
-    db = build_index(fixture_store, tmp_path / "runlog.db")
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``runlog serve`` on a free loopback port; yields its base URL."""
+    root = tmp_path_factory.mktemp("browser")
+    db = build_web_index(root)
     port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    script = shutil.which("runlog", path=str(Path(sys.executable).parent))
-    command = [script] if script else [sys.executable, "-m", "runlog.cli"]
-    process = subprocess.Popen(
-        [*command, "serve", "--db", str(db), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"runlog serve exited with {process.returncode}: {(tmp_path / 'serve.log').read_text()}")
-            try:
-                if httpx.get(base + "/-/versions.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("runlog serve did not answer within 60 s")
-            time.sleep(0.2)
-        yield base, db
-    finally:
-        process.terminate()
+    log_path = root / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runlog.cli", "serve", "--db", str(db), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"runlog serve exited with {process.returncode}: {log_path.read_text()}")
+                try:
+                    if httpx.get(base + "/-/versions.json", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("runlog serve did not answer within 60 s")
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -81,83 +79,208 @@ def browser():
             chromium.close()
 
 
-def open_page(browser, url):
-    """A page at ``url`` and the list its console errors and page errors go to."""
-    page = browser.new_page(viewport={"width": 1200, "height": 1000})
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    response = page.goto(url)
-    assert response.status == 200, url
-    return page, errors
+@pytest.fixture
+def open_page(browser, server):
+    """``open_page(path)``: a page at the server's ``path``; after the test, no page it
+    opened logged a console error or threw."""
+    errors: list[str] = []
+    pages = []
+
+    def open_(path: str, width: int = 1280):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        pages.append(page)
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        response = page.goto(server + path)
+        assert response.status == 200, path
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()
+    assert errors == []
 
 
-def finite_points(db: Path, run_id: str) -> dict[str, int]:
-    conn = sqlite3.connect(db)
+def screenshot(page, name: str) -> None:
+    """The README's screenshots, when ``RUNLOG_SCREENSHOTS`` names a folder."""
+    folder = os.environ.get("RUNLOG_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / name), full_page=False)
+
+
+def column(page, name: str) -> list[str]:
+    """The texts of the runs table's column ``name``."""
+    headers = page.locator("table.rl-runs thead th").all_inner_texts()
+    index = [h.replace("▲", "").replace("▼", "").replace("×", "").strip() for h in headers].index(name)
+    return page.locator(f"table.rl-runs tbody tr td:nth-child({index + 1})").all_inner_texts()
+
+
+def path_of(page, css: str) -> str:
+    return page.locator(css).first.get_attribute("points")
+
+
+# -- the runs page -----------------------------------------------------------------
+
+
+def test_sort_runs_by_a_metric_column(open_page):
+    page = open_page("/-/runlog/runs")
+    page.fill("#rl-col", "min:loss")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_load_state()
+    page.get_by_role("link", name="min:loss", exact=True).click()
+    page.wait_for_load_state()
+    assert "sort=min%3Aloss" in page.url
+    values = [float(v) for v in column(page, "min:loss") if v]
+    assert values == sorted(values) and len(values) == 9
+    page.get_by_role("link", name="min:loss", exact=True).click()  # again: the other way
+    page.wait_for_load_state()
+    values = [float(v) for v in column(page, "min:loss") if v]
+    assert values == sorted(values, reverse=True)
+
+
+def test_filter_runs_and_see_a_mistake_explained(open_page):
+    page = open_page("/-/runlog/runs")
+    page.fill("#rl-where", "param:lr in (0.1, 0.01) and min:loss < 0.5")
+    page.press("#rl-where", "Enter")
+    page.wait_for_load_state()
+    assert sorted(column(page, "run_id")) == ["sweep-01", "sweep-02", "sweep-03", "sweep-04", "sweep-ensemble"]
+    screenshot(page, "runs-page.png")
+    page.fill("#rl-where", "min:los < 0.5")
+    page.press("#rl-where", "Enter")
+    page.wait_for_load_state()
+    assert page.get_by_role("alert").inner_text().startswith("no metric 'los' in any run; did you mean loss")
+
+
+def test_run_links_work_without_javascript(browser, server):
+    context = browser.new_context(java_script_enabled=False)
     try:
-        rows = conn.execute("select key, value from metrics where run_id = ? and kind = 'numeric'", [run_id]).fetchall()
+        page = context.new_page()
+        page.goto(server + "/")
+        page.get_by_role("link", name="Browse the runs").click()  # the front door
+        page.get_by_role("link", name="sweep-03", exact=True).click()
+        assert page.locator("h1").inner_text().startswith("Run sweep-03")
+        page.goto(server + "/runlog/runs?_sort=run_id")  # Datasette's table: its row links open run pages
+        page.get_by_role("link", name="case1-simple", exact=True).click()
+        assert page.locator("h1").inner_text().startswith("Run case1-simple")
     finally:
-        conn.close()
-    counts: dict[str, int] = {}
-    for key, value in rows:
-        counts[key] = counts.get(key, 0) + (value is not None and math.isfinite(value))
-    return counts
+        context.close()
 
 
-def drawn_charts(page) -> dict[str, int]:
-    """key -> number of <circle> marks the browser laid out with a size, per chart."""
-    return page.evaluate(
-        """() => Object.fromEntries([...document.querySelectorAll('svg.rl-chart')].map(svg => {
-            const marks = [...svg.querySelectorAll('circle.rl-point')]
-                .filter(c => c.getBBox().width > 0 && c.getBoundingClientRect().width > 0);
-            if (marks.length !== Number(svg.dataset.points)) throw new Error('chart ' + svg.dataset.key);
-            return [svg.dataset.key, marks.length];
-        }))"""
-    )
+def test_select_two_runs_and_compare(open_page):
+    page = open_page("/-/runlog/runs?tag=sweep")
+    page.check("input[name=run][value='sweep-01']")
+    page.check("input[name=run][value='sweep-03']")
+    page.get_by_role("button", name="Compare selected").click()
+    page.wait_for_load_state()
+    assert "run=sweep-01&run=sweep-03" in page.url
+    assert page.locator("h1").inner_text() == "Compare 2 runs on accuracy, loss"
+    for title in ("loss", "accuracy"):
+        lines = page.locator(f"svg.rl-chart[data-title='{title}'] polyline.rl-raw")
+        assert lines.count() == 2
+        assert all(box["width"] > 500 for box in (lines.nth(i).bounding_box() for i in range(2)))
+    best = page.locator("td.rl-best")
+    assert best.count() == 2 and "sweep-03" in best.first.locator("xpath=..").inner_text()
 
 
-def test_run_page_draws_its_charts(server, browser, tmp_path):
-    base, db = server
-    page, errors = open_page(browser, f"{base}/-/runlog/run/case2-metrics")
-    assert drawn_charts(page) == finite_points(db, "case2-metrics")
-    assert page.locator("svg.rl-chart[data-key='loss_curve'] polyline").count() == 1
-    stroke = page.locator("svg.rl-chart[data-key='loss_curve'] polyline").evaluate("e => getComputedStyle(e).stroke")
-    assert stroke == "rgb(31, 119, 180)"  # runlog.css was served and applied
-    shot = tmp_path / "screenshot.png"
-    page.screenshot(path=str(shot))  # the first screenful: facts, steps, the curve
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get("RUNLOG_SCREENSHOT"):  # RUNLOG_SCREENSHOT=docs/screenshot.png refreshes the README's
-        shutil.copy(shot, os.environ["RUNLOG_SCREENSHOT"])
-    assert errors == []
+# -- the run page ------------------------------------------------------------------
 
 
-def test_failed_run_and_compare_pages(server, browser):
-    base, db = server
-    page, errors = open_page(browser, f"{base}/-/runlog/run/{FAILED_RUN}")
-    assert drawn_charts(page) == finite_points(db, FAILED_RUN)
+def test_smoothing_and_log_scale_redraw_the_chart(open_page):
+    page = open_page(f"/-/runlog/run/{LONG_RUN}")
+    chart = "svg.rl-chart[data-title='loss']"
+    width = page.locator(chart).bounding_box()["width"]
+    assert width > 1000  # full page width
+    raw = path_of(page, f"{chart} polyline.rl-raw")
+    assert page.locator(f"{chart} polyline.rl-smooth").count() == 0
+    screenshot(page, "run-page.png")
+    page.select_option("select[name=smooth]", "0.9")  # runlog.js redraws on change
+    page.wait_for_url("**smooth=0.9**")
+    smooth = page.locator(f"{chart} polyline.rl-smooth")
+    assert smooth.count() == 1 and smooth.bounding_box()["width"] > 1000
+    assert path_of(page, f"{chart} polyline.rl-raw") == raw  # still there, behind
+    faint = page.locator(f"{chart} polyline.rl-raw").evaluate("e => getComputedStyle(e).strokeOpacity")
+    assert float(faint) < 0.5
+    page.check("input[name=logy]")
+    page.wait_for_url("**logy=1**")
+    assert path_of(page, f"{chart} polyline.rl-raw") != raw
+    assert "(log y)" in page.locator(chart).inner_html()
+
+
+def test_hovering_a_chart_shows_the_values_there(open_page):
+    page = open_page("/-/runlog/run/sweep-ensemble")
+    chart = page.locator("svg.rl-chart[data-title='loss']")
+    box = chart.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    tip = page.locator(".rl-tip")
+    assert tip.is_visible()
+    assert "loss:" in tip.inner_text() and "fit.b2.train/loss:" in tip.inner_text()
+
+
+def test_failed_run_page(open_page):
+    page = open_page(f"/-/runlog/run/{FAILED_RUN}")
     assert page.locator(".rl-skipped").inner_text() == "1 point not drawn (NaN or infinite)"
-    page.locator("svg.rl-chart[data-key='loss_curve']").locator("xpath=../..").get_by_role("link").click()
-    page.wait_for_load_state()
-    assert "/-/runlog/compare?key=loss_curve" in page.url
-    page.locator("input[name=run][value='case2-metrics']").check()
-    page.get_by_role("button", name="Show").click()
-    page.wait_for_load_state()
-    assert drawn_charts(page) == {"loss_curve": 6}
-    assert errors == []
+    assert page.locator(".rl-message").inner_text() == "loss diverged"
+    assert page.locator("svg.rl-chart circle.rl-point").count() == 2  # a short series: a marker per point
 
 
-def test_runs_table_links_run_ids_and_leaderboard_offers_a_direction(server, browser):
-    base, _ = server
-    page, errors = open_page(browser, f"{base}/runlog/runs?_sort=run_id")
-    link = page.locator("table.rows-and-columns td.type-pk a").first
-    assert link.get_attribute("href") == "/-/runlog/run/case1-simple?db=runlog"
-    link.click()
-    page.wait_for_load_state()
-    assert page.locator("h1").inner_text().startswith("Run case1-simple")
-    page, more_errors = open_page(browser, f"{base}/runlog/leaderboard?key=accuracy")
-    direction = page.locator("select[name=direction]")
-    direction.select_option("asc")
+# -- the compare page ---------------------------------------------------------------
+
+
+def test_parallel_coordinates_are_drawn(open_page):
+    page = open_page("/-/runlog/compare?where=tag+%3D+%27sweep%27")
+    lines = page.locator("svg.rl-parallel polyline.rl-pc")
+    assert lines.count() >= 7
+    # each run's line crosses from axis to axis (a run without a value on an axis has a gap)
+    assert all(lines.nth(i).bounding_box()["width"] > 200 for i in range(lines.count()))
+    colours = {lines.nth(i).evaluate("e => getComputedStyle(e).stroke") for i in range(lines.count())}
+    assert len(colours) > 1  # coloured by the last axis
+    page.locator("svg.rl-parallel").scroll_into_view_if_needed()
+    screenshot(page, "compare-page.png")
+
+
+def test_leaderboard_offers_a_direction(open_page):
+    page = open_page("/runlog/leaderboard?key=accuracy")
+    page.locator("select[name=direction]").select_option("asc")
     page.get_by_role("button", name="Run SQL").click()
     page.wait_for_load_state()
-    assert page.locator("td.col-run_id").all_inner_texts() == [FAILED_RUN, "case2-metrics"]
-    assert errors == more_errors == []
+    values = [float(v) for v in page.locator("td.col-value").all_inner_texts()]
+    assert values == sorted(values) and len(values) == 8
+
+
+# -- the README's server commands ----------------------------------------------------
+
+
+def test_readme_server_blocks_run_as_shown(tmp_path):
+    """The README's console blocks that need `runlog serve` beside them: the server runs
+    in the README's folder (tests/test_docs.py's), on a free port in place of 8001."""
+    from test_docs import README, parse_block, prepare
+    from conftest import fenced_blocks
+
+    folder = tmp_path / "doc"
+    prepare(folder, ingest=True)
+    port = str(free_port())
+    blocks = [b for lang, b in fenced_blocks(README) if lang == "console" and ("runlog serve" in b or "curl " in b)]
+    serve = [step for b in blocks for step in parse_block(b) if step[0].startswith("runlog serve")]
+    curls = [step for b in blocks for step in parse_block(b) if step[0].startswith("curl ")]
+    assert len(serve) == 1 and len(curls) >= 3
+    command, expected = serve[0]
+    process = subprocess.Popen(["bash", "-c", command.replace("8001", port)], cwd=folder, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        assert process.stderr.readline().rstrip("\n") == expected.replace("8001", port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/-/versions.json", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "runlog serve did not answer"
+                time.sleep(0.2)
+        for command, expected in curls:
+            done = subprocess.run(["bash", "-c", command.replace("8001", port)], cwd=folder, capture_output=True,
+                                  text=True)
+            assert done.stdout.rstrip("\n") == expected, command
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

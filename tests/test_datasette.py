@@ -1,7 +1,8 @@
 """The Datasette plugin and ``runlog serve``, through Datasette's own test client.
 
 The index is built by ``runlog.index.ingest`` from the real fixture runs plus
-one run derived from them that failed (the fixtures hold only successes).
+one run derived from them that failed (the fixtures hold only successes). runlog's
+own pages are tested at length in test_web_pages.py.
 """
 
 from __future__ import annotations
@@ -13,36 +14,20 @@ import json
 import math
 import re
 import sqlite3
+from html import escape
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from runlog.cli import cli
-from runlog.web.charts import svg_chart
-from runlog.web.pages import step_tree
 from runlog.errors import RunlogError
 from runlog.index import ingest
+from runlog.index.tiles import Series
 from runlog.web import make_datasette, table_metadata
-
-FAILED_RUN = "case2-diverged"
-
-
-def add_failed_run(store: Path) -> None:
-    """A copy of case2-metrics whose train step failed, with a NaN in its loss curve."""
-    run = json.loads((store / "case2-metrics.json").read_text())
-    run["run_id"] = FAILED_RUN
-    run["status"] = "FAIL"
-    run["parameters"]["doubled_rows"]["value"] = 100
-    train = run["steps"]["train"]
-    train["status"] = "FAIL"
-    train["message"] = "loss diverged"
-    attempt = train["attempts"][-1]
-    attempt["status"] = "FAIL"
-    attempt["message"] = "loss diverged"
-    attempt["user_defined_metrics"]["loss_curve"]["value"] = [1.2, 0.95, float("nan")]
-    attempt["user_defined_metrics"]["accuracy"]["value"] = 0.5
-    (store / f"{FAILED_RUN}.json").write_text(json.dumps(run))
+from runlog.web.charts import Line, line_chart
+from runlog.web.pages import step_tree
+from web_index import FAILED_RUN, add_failed_run
 
 
 def build_index(store: Path, db_path: Path) -> Path:
@@ -106,7 +91,8 @@ def test_plain_datasette_gets_the_same_features(index_path):
     assert [q["name"] for q in database.json()["queries"]] == [
         "metric_history", "leaderboard", "runs_by_tag", "failed_steps", "param_diff"]
     assert run_page.status_code == 200
-    assert plain.metadata("facets", database="runlog", table="metrics") == ["key", "kind"]
+    assert plain.metadata("facets", database="runlog", table="runs") == ["tag", "status"]
+    assert plain.metadata("facets", database="runlog", table="metrics") is None  # a GROUP BY of millions of rows
 
 
 def test_other_databases_are_left_alone(tmp_path):
@@ -124,18 +110,21 @@ def test_other_databases_are_left_alone(tmp_path):
 
 
 def test_every_table_and_view_has_a_title_and_description(index_path):
+    from runlog.web.metadata import TABLES
+
     names = {row[0] for row in query(index_path, "select name from sqlite_master where type in ('table', 'view')")}
     meta = table_metadata()
-    assert names <= set(meta)
+    assert names <= set(meta) == set(TABLES)
     for name in names:
         columns = {row[1] for row in query(index_path, f"pragma table_info([{name}])")}
-        assert meta[name]["title"] and meta[name]["description"]
-        assert set(meta[name]["columns"]) <= columns, name
+        title, description, described, _ = TABLES[name]
+        assert meta[name]["title"] == title and escape(description) in meta[name]["description_html"]
+        assert set(described) <= columns, name
 
 
 @pytest.mark.parametrize(
     "table, facets",
-    [("runs", ["tag", "status"]), ("metrics", ["key", "kind"])],
+    [("runs", ["tag", "status"]), ("steps", ["status", "step_type"]), ("metrics", [])],
 )
 def test_facets(ds, table, facets):
     data = fetch(ds, f"/runlog/{table}.json?_extra=facet_results").json()
@@ -216,37 +205,44 @@ def test_run_id_cells_link_to_the_run_page(ds):
 # -- run and compare pages -----------------------------------------------------
 
 
-def numeric_points(index_path, run_id) -> dict[str, int]:
-    """key -> how many finite numeric points the run has."""
-    rows = query(index_path, "select key, value from metrics where run_id = ? and kind = 'numeric'", [run_id])
-    counts: dict[str, int] = {}
-    for key, value in rows:
-        counts[key] = counts.get(key, 0) + (value is not None and math.isfinite(value))
-    return counts
+def series_counts(index_path, run_id) -> tuple[dict[str, int], set[str]]:
+    """The run's series (numeric keys with more than one point, per run-level name: their
+    finite points) and its values recorded once."""
+    rows = query(index_path, "select name, key, step_name, count, kind from run_metrics where run_id = ?", [run_id])
+    series, once = {}, set()
+    for name, key, step_name, count, kind in rows:
+        if count > 1 and kind in ("numeric", "mixed"):
+            (finite,) = query(index_path, "select count(*) from metrics where run_id = ? and step_name = ? and key = ? "
+                                          "and abs(value) < 9e999", [run_id, step_name, key])[0]
+            series[name] = finite
+        else:
+            once.add(name)
+    return series, once
 
 
-def charts(html: str) -> dict[str, tuple[int, int]]:
-    """key -> (data-points of the chart, <circle> marks inside it)."""
-    found = {}
-    for match in re.finditer(r'<svg class="rl-chart" data-key="([^"]*)" data-points="(\d+)".*?</svg>', html, re.S):
-        found[match.group(1)] = (int(match.group(2)), match.group(0).count('<circle class="rl-point"'))
-    return found
+def drawn(html: str) -> dict[str, int]:
+    """line label -> points of its raw line, over every chart of a page."""
+    return {label: len(points.split()) for label, points in re.findall(
+        r'<g class="rl-series[^"]*" data-series="([^"]+)">\s*<polyline class="rl-raw" points="([^"]*)"', html)}
 
 
-def test_every_run_page_has_a_chart_per_numeric_metric(ds, index_path):
+def test_every_run_page_draws_each_series_and_lists_each_value(ds, index_path):
     run_ids = [row[0] for row in query(index_path, "select run_id from runs order by run_id")]
     assert len(run_ids) == 7
     for run_id, response in zip(run_ids, fetch(ds, *[f"/-/runlog/run/{r}" for r in run_ids])):
         assert response.status_code == 200, run_id
-        expected = numeric_points(index_path, run_id)
-        assert charts(response.text) == {key: (n, n) for key, n in expected.items()}, run_id
+        series, once = series_counts(index_path, run_id)
+        assert drawn(response.text) == series, run_id
+        values = re.search(r'<table class="[^"]*rl-values">(.*?)</table>', response.text, re.S)
+        listed = set(re.findall(r"<tr><td>([^<]+)</td>", values.group(1))) if values else set()
+        assert listed == once, run_id
 
 
 def test_run_page_shows_curve_values_and_nan(ds):
     html = fetch(ds, f"/-/runlog/run/{FAILED_RUN}").text
-    assert charts(html)["loss_curve"] == (2, 2)
+    assert drawn(html) == {"loss_curve": 2}
     assert "1 point not drawn (NaN or infinite)" in html
-    assert 'data-step="1" data-value="0.95"' in html
+    assert '<title>loss_curve, step 1: 0.95</title>' in html
     assert '<span class="rl-status rl-fail">FAIL</span>' in html
     assert '<div class="rl-message">loss diverged</div>' in html
 
@@ -265,8 +261,9 @@ def test_run_page_step_tree_nests_branches(ds):
         "map_step.3", "map_step.3.inner", "map_step.3.success",
         "collect", "success",
     ]
-    # chunk_score is one key tracked in three map branches: one chart, a series per branch step
-    assert html.count('data-series="map_step.') == 3
+    # chunk_score is one key tracked once in each of three map branches: three values
+    assert re.findall(r"<tr><td>([^<]*chunk_score)</td>", html) == [
+        "chunk_score", "map_step.2.inner/chunk_score", "map_step.3.inner/chunk_score"]
 
 
 def test_run_page_unknown_run_is_404(ds):
@@ -289,15 +286,13 @@ def test_run_id_with_spaces_and_unicode(tmp_path, fixture_store):
 
 
 def test_compare_page_draws_one_series_per_run(ds):
-    html = fetch(ds, f"/-/runlog/compare?key=loss_curve&run=case2-metrics&run={FAILED_RUN}").text
-    assert charts(html) == {"loss_curve": (6, 6)}
-    assert re.findall(r'data-series="([^"]+)"', html) == ["case2-metrics", FAILED_RUN]
+    html = fetch(ds, f"/-/runlog/compare?metric=loss_curve&run=case2-metrics&run={FAILED_RUN}").text
+    assert drawn(html) == {"case2-metrics": 4, FAILED_RUN: 2}
 
 
-def test_compare_page_defaults_to_the_leaderboard_runs(ds):
-    html = fetch(ds, "/-/runlog/compare?key=answer").text
-    assert sorted(re.findall(r'data-series="([^"]+)"', html)) == [
-        "legacy-track-this", "magnus-env-metrics", "magnus-env-metrics-chunked"]
+def test_compare_page_by_metric_takes_the_runs_that_have_it(ds):
+    html = fetch(ds, "/-/runlog/compare?metric=loss_curve").text
+    assert sorted(drawn(html)) == sorted(["case2-metrics", FAILED_RUN])
 
 
 def test_pages_use_only_local_scripts_and_styles(ds):
@@ -399,33 +394,40 @@ def test_serve_help_has_an_example():
 # -- pieces --------------------------------------------------------------------
 
 
+def series(points) -> Series:
+    finite = [(x, y) for x, y in points if y is not None and math.isfinite(y)]
+    return Series(finite, [(x, y, 1) for x, y in finite], skipped=len(points) - len(finite))
+
+
 @pytest.mark.parametrize(
-    "series, drawn, skipped",
+    "lines, drawn_points, logy",
     [
-        ([("a", [(0, 1.0)])], 1, 0),
-        ([("a", [(0, 2.0), (1, 2.0), (2, 2.0)])], 3, 0),
-        ([("a", [(0, -5.0), (10, 5.0)]), ("b", [(3, 0.0)])], 3, 0),
-        ([("a", [(0, float("inf")), (1, None), (2, 1e-9), (3, 3e-9)])], 2, 2),
-        ([("a", [(0, float("nan"))])], 0, 1),
+        ([[(0, 1.0)]], 1, False),
+        ([[(0, 2.0), (1, 2.0), (2, 2.0)]], 3, False),
+        ([[(0, -5.0), (10, 5.0)], [(3, 0.0)]], 3, False),
+        ([[(0, 1e-9), (3, 3e-9), (5, 1e3)]], 3, True),
+        ([[(0, -1.0), (1, 0.0), (2, 10.0)]], 1, True),  # <= 0 is not drawn on a log scale
     ],
 )
-def test_svg_chart_geometry(series, drawn, skipped):
-    chart = svg_chart("k", series)
+def test_line_chart_geometry(lines, drawn_points, logy):
+    chart = line_chart("k", [Line(str(i), series(points)) for i, points in enumerate(lines)], logy=logy)
     box = chart["box"]
-    points = [p for s in chart["series"] for p in s["points"]]
-    assert (chart["count"], chart["skipped"], len(points)) == (drawn, skipped, drawn)
-    for p in points:
-        assert box["left"] <= p["x"] <= box["right"] and box["top"] <= p["y"] <= box["bottom"]
+    points = [tuple(map(float, p.split(","))) for line in chart["lines"] for p in line["raw"].split()]
+    assert len(points) == drawn_points
+    assert chart["hidden"] == sum(len(p) for p in lines) - drawn_points
+    for x, y in points:
+        assert box["left"] <= x <= box["right"] and box["top"] <= y <= box["bottom"]
     for tick in chart["y_ticks"]:
         assert box["top"] - 0.01 <= tick["pos"] <= box["bottom"] + 0.01
 
 
-def test_svg_chart_orders_marks_by_step_and_value():
-    chart = svg_chart("loss", [("train", [(0, 0.9), (1, 0.5), (2, 0.2)])])
-    xs = [p["x"] for p in chart["series"][0]["points"]]
-    ys = [p["y"] for p in chart["series"][0]["points"]]
+def test_line_chart_puts_lower_values_lower_and_steps_left_to_right():
+    chart = line_chart("loss", [Line("train", series([(0, 0.9), (1, 0.5), (2, 0.2)]))])
+    points = [tuple(map(float, p.split(","))) for p in chart["lines"][0]["raw"].split()]
+    xs, ys = [x for x, _ in points], [y for _, y in points]
     assert xs == sorted(xs) and ys == sorted(ys)  # lower values sit lower on screen (larger y)
     assert [t["text"] for t in chart["x_ticks"]] == ["0", "1", "2"]
+    assert len(chart["lines"][0]["markers"]) == 3  # a short exact series gets a marker per point
 
 
 def test_step_tree_keeps_a_branch_without_its_step():

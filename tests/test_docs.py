@@ -5,8 +5,8 @@ Each ```console block runs in a fresh folder standing in for the README's
 ``examples/sweep.py``, indexed into
 ``runlog.db`` first unless the block starts by ingesting. Every ``$ `` line runs
 in bash; the lines after it are the output it must print. Blocks that need a
-server running beside them (``runlog serve``, ``curl``) are checked elsewhere
-(tests/test_datasette.py, tests/test_browser.py).
+server running beside them (``runlog serve``, ``curl``) run in tests/test_browser.py,
+the MLflow export's in tests/test_mlflow_export.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from runlog import RunLog, RunLogStore
 from runlog.cli import cli
-from runlog.index import ingest, open_db
+from runlog.index import SCHEMA_VERSION, ingest, open_db
 from runlog.mlflow.plan import plan_run
 
 from conftest import REPO, fixture_sources
@@ -262,7 +262,7 @@ def downgrade_to_version_1(path: Path) -> None:
     """Make an index look like one that runlog built before schema 2."""
     conn = sqlite3.connect(path)
     conn.executescript("""
-        DROP TABLE run_metrics; DROP TABLE run_params;
+        DROP TABLE run_metrics; DROP TABLE run_params; DROP TABLE metric_tiles;
         CREATE TABLE run_latest (run_id TEXT NOT NULL, key TEXT NOT NULL, step_name TEXT NOT NULL,
             step INTEGER NOT NULL, value REAL, timestamp_ms INTEGER, PRIMARY KEY (run_id, key));
         UPDATE runs SET format = 'g1' WHERE format = 'g2' AND run_id LIKE 'sweep%';
@@ -275,17 +275,17 @@ def test_an_index_of_schema_1_is_upgraded_in_place_from_its_own_tables(tmp_path,
     shutil.copy(sweep_db, path)
     downgrade_to_version_1(path)
     fresh = sqlite3.connect(sweep_db)
-    expected = {t: fresh.execute(f"SELECT * FROM {t} ORDER BY run_id, name").fetchall() for t in ("run_metrics",
-                                                                                                   "run_params")}
+    expected = {t: fresh.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                for t in ("run_metrics", "run_params", "metric_tiles")}
     formats = fresh.execute("SELECT run_id, format FROM runs ORDER BY run_id").fetchall()
     fresh.close()
     # A read command upgrades it (no run log is read: the sources are not even there).
     rows = rows_of("runs", "--metric", "min:loss", "--where", "min:loss < 0.2", "--db", path)
     assert [r["run_id"] for r in rows] == ["sweep-03"]
     upgraded = sqlite3.connect(path)
-    assert upgraded.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert upgraded.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     for table, want in expected.items():
-        assert upgraded.execute(f"SELECT * FROM {table} ORDER BY run_id, name").fetchall() == want
+        assert upgraded.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall() == want
     assert upgraded.execute("SELECT run_id, format FROM runs ORDER BY run_id").fetchall() == formats
     assert upgraded.execute("SELECT name FROM sqlite_master WHERE name = 'run_latest'").fetchall() == []
     upgraded.close()

@@ -11,10 +11,11 @@ from .common import db_option, friendly_errors
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback unless told otherwise).")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.option("--open", "open_browser", is_flag=True, help="Open a web browser on the index.")
+@click.option("--open", "open_browser", is_flag=True, help="Open a web browser on the runs page.")
 @friendly_errors
 def serve_command(db_path, host, port, open_browser):
-    """Browse the index in Datasette, read-only: run pages, metric charts, stored queries.
+    """Browse the index in Datasette, read-only: the runs page (sort and filter by any
+    metric or param, compare), run pages with charts, every table, stored queries.
 
     \b
     Example:

@@ -28,7 +28,8 @@ from typing import Any
 
 from ..models import RunLog, StepAttempt, StepLog, as_parameter, parse_duration, parse_time
 from ..output import json_safe
-from .summaries import run_metric_rows, run_param_rows
+from .summaries import group_series, run_metric_rows, run_param_rows
+from .tiles import tile_rows
 
 RUN_COLUMNS = (
     "run_id", "tag", "status", "dag_hash", "use_cached", "original_run_id", "start_time", "end_time",
@@ -67,6 +68,7 @@ class FlatRun:
     code_identities: list[tuple] = field(default_factory=list)
     run_metrics: list[tuple] = field(default_factory=list)  # run-level names and summaries
     run_params: list[tuple] = field(default_factory=list)
+    metric_tiles: list[tuple] = field(default_factory=list)  # of long series, for charts
 
     @property
     def run_id(self) -> str:
@@ -88,7 +90,9 @@ def flatten_run(run: RunLog, *, layout: str = "file-system", source_path: str = 
     flat.catalog = list(catalog_rows(run))
     flat.code_identities = list(code_identity_rows(run))
     positions = {row[1]: row[8] for row in flat.steps}
-    flat.run_metrics = run_metric_rows(run.run_id, flat.metrics, positions)
+    series = group_series(flat.metrics)
+    flat.run_metrics = run_metric_rows(run.run_id, series, positions)
+    flat.metric_tiles = tile_rows(run.run_id, series)
     flat.run_params = run_param_rows(run.run_id, flat.params, positions)
     return flat
 

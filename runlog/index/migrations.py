@@ -18,14 +18,12 @@ from .writer import refill_run_tables
 
 
 def to_version_2(conn: sqlite3.Connection) -> None:
-    """Run-level names and summaries (``run_metrics``, ``run_params``) replace
-    ``run_latest``; runs in the seed's shape (every run runlog records) are labelled g2,
-    not g1 (magnus)."""
+    """Run-level names and summaries (``run_metrics``, ``run_params``, filled by the
+    next migration) replace ``run_latest``; runs in the seed's shape (every run runlog
+    records) are labelled g2, not g1 (magnus)."""
     for statement in statements(SCHEMA_SQL, tables=("run_metrics", "run_params")):
         conn.execute(statement)
     conn.execute("DROP TABLE IF EXISTS run_latest")
-    for (run_id,) in conn.execute("SELECT run_id FROM runs").fetchall():
-        refill_run_tables(conn, run_id)
     for run_id, run_config in conn.execute("SELECT run_id, run_config FROM runs WHERE format = 'g1'").fetchall():
         try:
             config = json.loads(run_config or "null")
@@ -35,5 +33,18 @@ def to_version_2(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE runs SET format = 'g2' WHERE run_id = ?", (run_id,))
 
 
+def to_version_3(conn: sqlite3.Connection) -> None:
+    """Long series get tiles (``metric_tiles``) for the charts, and ``run_metrics`` says
+    how many different times a series' points carry (``timestamps``); every run's
+    run-level tables are computed again from its rows."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(run_metrics)")}
+    if "timestamps" not in columns:  # an index of schema 2 (one of schema 1 got it just now)
+        conn.execute("ALTER TABLE run_metrics ADD COLUMN timestamps INTEGER")
+    for statement in statements(SCHEMA_SQL, tables=("metric_tiles",)):
+        conn.execute(statement)
+    for (run_id,) in conn.execute("SELECT run_id FROM runs").fetchall():
+        refill_run_tables(conn, run_id)
+
+
 # version -> the function that upgrades an index from version - 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: to_version_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: to_version_2, 3: to_version_3}

@@ -11,6 +11,7 @@ Every value is bound, never spliced into the SQL; every name must exist in some 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,11 +80,12 @@ def spec_list(texts: Sequence[str], what: str) -> list[Spec]:
 
 
 def list_runs(db, columns: Sequence[str] = (), *, where: str | None = None, sort: Sequence[str] = (),
-              limit: int | None = None, tag: str | None = None, status: str | None = None,
+              limit: int | None = None, offset: int = 0, tag: str | None = None, status: str | None = None,
               defaults: Sequence[str] = DEFAULT_COLUMNS) -> tuple[list[str], Rows]:
     """One row per run: ``defaults`` (run fields and ``steps``) then every column spec of
     ``columns``; ``where`` filters, ``sort`` orders (``-SPEC`` descending; runs without
-    the value last), ``limit`` cuts. Columns are named by their specs (``min:loss``)."""
+    the value last), ``limit`` and ``offset`` cut. Columns are named by their specs
+    (``min:loss``)."""
     query = RunQuery(db)
     shown = list(dict.fromkeys([Spec("field", name) for name in defaults] + spec_list(columns, "column")))
     order = _order(query, sort)
@@ -94,7 +96,7 @@ def list_runs(db, columns: Sequence[str] = (), *, where: str | None = None, sort
     inner = (f"SELECT r.run_id AS run_id{keys} FROM runs r{query.join_clauses(set(query.joins))}"
              + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
              + f" ORDER BY {_order_by(order, 'sql')}"
-             + (f" LIMIT {query.bind(int(limit))}" if limit is not None else ""))
+             + (f" LIMIT {query.bind(int(limit))} OFFSET {query.bind(int(offset))}" if limit is not None else ""))
     exprs = ", ".join(f"{query.column(spec)} AS {quote_ident(spec.label)}" for spec in shown)
     sql = (f"SELECT {exprs} FROM ({inner}) q JOIN runs r ON r.run_id = q.run_id{query.join_clauses()}"
            f" ORDER BY {_order_by(order, 'key')}")
@@ -130,6 +132,56 @@ def _conditions(query: RunQuery, db, where: str | None, tag: str | None, status:
     if where:
         conditions.append(parse_where(where, query.column, query.bind).sql)
     return conditions
+
+
+def count_runs(db, *, where: str | None = None, tag: str | None = None, status: str | None = None) -> int:
+    """How many runs ``list_runs`` would list with these filters."""
+    query = RunQuery(db)
+    conditions = _conditions(query, db, where, tag, status)
+    sql = f"SELECT count(*) AS n FROM runs r{query.join_clauses()}" + (
+        f" WHERE {' AND '.join(conditions)}" if conditions else "")
+    return run_sql(db, sql, query.binds)[1][0]["n"]
+
+
+def run_facets(db, columns: Sequence[str] = ("tag", "status"), *, where: str | None = None, tag: str | None = None,
+               status: str | None = None, limit: int = 20) -> dict[str, list[tuple[str, int]]]:
+    """The most common values of run fields among the runs the filters keep, with counts."""
+    facets = {}
+    for column in columns:
+        query = RunQuery(db)
+        conditions = _conditions(query, db, where, tag, status)
+        # GROUP BY 1, not by the alias: a joined table's own `value` column would win
+        sql = (f"SELECT {FIELD_SQL[column]} AS facet, count(*) AS n FROM runs r{query.join_clauses()}"
+               + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
+               + f" GROUP BY 1 ORDER BY n DESC, 1 LIMIT {int(limit)}")
+        facets[column] = [(row["facet"], row["n"]) for row in run_sql(db, sql, query.binds)[1]]
+    return facets
+
+
+def default_specs(db, metrics: int = 4, params: int = 4) -> list[str]:
+    """Columns worth showing when none are asked for: the params whose value differs between
+    runs and the most common numeric metrics (each: the most runs first)."""
+    varying = [Spec("param", name).label for (name,) in db.conn.execute(
+        "SELECT name FROM run_params GROUP BY name HAVING count(DISTINCT coalesce(value, text)) > 1 "
+        "ORDER BY count(*) DESC, min(position), name LIMIT ?", (params,))]
+    common = [Spec("metric", name).label for (name,) in db.conn.execute(
+        "SELECT name FROM run_metrics WHERE kind = 'numeric' GROUP BY name "
+        "ORDER BY count(*) DESC, min(position), name LIMIT ?", (metrics,))]
+    return varying + common
+
+
+# Metric names for which lower is better (the rest: higher is better).
+_LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|rmse|perplexity|ppl|time|latency|duration|cost|regret|nll|wer\b|cer\b",
+                              re.IGNORECASE)
+
+
+def lower_is_better(name: str) -> bool:
+    """Whether the best value of a metric is its lowest, judged by its name.
+
+    >>> lower_is_better("eval/val_loss"), lower_is_better("accuracy"), lower_is_better("latency_ms")
+    (True, False, True)
+    """
+    return bool(_LOWER_IS_BETTER.search(name.rsplit("/", 1)[-1]))
 
 
 # -- keys -------------------------------------------------------------------------

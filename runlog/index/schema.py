@@ -12,14 +12,14 @@ import re
 import sqlite3
 from collections.abc import Iterator
 
-from . import flatten, summaries
+from . import flatten, summaries, tiles
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The index schema. schema/index.sql is this text (`runlog schema --sql`); a test
 # fails when that file is stale. A change to it gets a numbered migration below.
 SCHEMA_SQL = """\
--- runlog index schema, version 2 (PRAGMA user_version = 2)
+-- runlog index schema, version 3 (PRAGMA user_version = 3)
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     tag TEXT,
@@ -160,6 +160,7 @@ CREATE TABLE IF NOT EXISTS run_metrics (
     argmax INTEGER,
     mean REAL,
     timestamp_ms INTEGER,
+    timestamps INTEGER,
     PRIMARY KEY (name, run_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS run_metrics_run ON run_metrics (run_id);
@@ -176,6 +177,25 @@ CREATE TABLE IF NOT EXISTS run_params (
     PRIMARY KEY (name, run_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS run_params_run ON run_params (run_id);
+-- Tiles of long numeric series (runlog.index.tiles), kept by ingest: per run of `width`
+-- steps, its count, sum, lowest and highest value with their steps; charts read these
+-- instead of every point.
+CREATE TABLE IF NOT EXISTS metric_tiles (
+    run_id TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    tile INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    total REAL,
+    lo REAL,
+    lo_step INTEGER,
+    hi REAL,
+    hi_step INTEGER,
+    first_step INTEGER,
+    last_step INTEGER,
+    PRIMARY KEY (run_id, step_name, key, width, tile)
+) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS latest_metrics AS
 SELECT run_id, step_name, key, step, value, value_text, kind FROM step_latest;
 CREATE VIEW IF NOT EXISTS run_summary AS
@@ -185,8 +205,8 @@ SELECT r.run_id, r.tag, r.status, r.start_time, r.duration_s,
 FROM runs r;
 """
 
-RUN_TABLES = ("metrics", "step_latest", "run_metrics", "run_params", "params", "attempts", "catalog",
-              "code_identities", "steps", "runs")
+RUN_TABLES = ("metrics", "step_latest", "run_metrics", "run_params", "metric_tiles", "params", "attempts",
+              "catalog", "code_identities", "steps", "runs")
 
 # Filled from the run's metric rows just written (a streaming GROUP BY in primary-key order).
 FILL_STEP_LATEST = """INSERT INTO step_latest (run_id, step_name, key, step, value, value_text, kind, timestamp_ms)
@@ -202,6 +222,7 @@ TABLE_COLUMNS = {
     "code_identities": flatten.CODE_IDENTITY_COLUMNS,
     "run_metrics": summaries.RUN_METRIC_COLUMNS,
     "run_params": summaries.RUN_PARAM_COLUMNS,
+    "metric_tiles": tiles.TILE_COLUMNS,
 }
 INSERT = {
     table: f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"

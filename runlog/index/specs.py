@@ -30,7 +30,7 @@ from functools import lru_cache
 from ..errors import UsageProblem
 
 SUMMARIES = ("last", "first", "min", "max", "mean", "count", "argmin", "argmax")
-RUN_FIELDS = ("run_id", "tag", "status", "start_time", "end_time", "duration_s")
+RUN_FIELDS = ("run_id", "tag", "status", "start_time", "end_time", "duration_s", "steps")
 _BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
 _KEYWORDS = {"and", "or", "not", "in", "like", "glob", "regexp", "is", "null"}
 

@@ -13,12 +13,12 @@ Each run-level metric gets its summaries: ``last`` (the value at the highest ste
 not as a value; ``mean`` of +inf and -inf is NULL.
 
 Pure functions over rows in the index's column order, so ingest (the rows it has
-just flattened) and the schema-2 migration (the rows already in the index) share
+just flattened) and the schema-3 migration (the rows already in the index) share
 them.
 
 >>> rows = [("r", "a", "loss", 0, 0.9, None, "numeric", 1), ("r", "a", "loss", 1, 0.5, None, "numeric", 2),
 ...         ("r", "b", "loss", 0, 0.7, None, "numeric", 3)]
->>> [(m[1], m[9], m[12], m[13]) for m in run_metric_rows("r", rows, {"a": 0, "b": 1})]
+>>> [(m[1], m[9], m[12], m[13]) for m in run_metric_rows("r", group_series(rows), {"a": 0, "b": 1})]
 [('loss', 0.5, 0.5, 1), ('b/loss', 0.7, 0.7, 0)]
 """
 
@@ -28,12 +28,11 @@ import itertools
 import json
 import math
 from collections.abc import Iterable
-from operator import itemgetter
 from typing import Any
 
 RUN_METRIC_COLUMNS = (
     "run_id", "name", "step_name", "key", "position", "kind", "count", "first", "first_step", "last", "last_step",
-    "last_text", "min", "argmin", "max", "argmax", "mean", "timestamp_ms",
+    "last_text", "min", "argmin", "max", "argmax", "mean", "timestamp_ms", "timestamps",
 )
 RUN_PARAM_COLUMNS = ("run_id", "name", "step_name", "key", "position", "direction", "kind", "value", "text")
 # Where a step is missing from the steps table (never in real logs), its keys come last.
@@ -61,11 +60,20 @@ class NameClaims:
         raise AssertionError("unreachable")
 
 
-def run_metric_rows(run_id: str, metric_rows: Iterable[tuple], positions: dict[str, int]) -> list[tuple]:
-    """``run_metrics`` rows (RUN_METRIC_COLUMNS) of one run from its ``metrics`` rows."""
+def group_series(metric_rows: Iterable[tuple]) -> dict[tuple[str, str], list[tuple]]:
+    """``metrics`` rows by ``(step_name, key)``, each series in step order."""
     groups: dict[tuple[str, str], list[tuple]] = {}
     for row in metric_rows:
         groups.setdefault((row[1], row[2]), []).append(row)
+    for rows in groups.values():
+        if any(rows[i][3] > rows[i + 1][3] for i in range(len(rows) - 1)):
+            rows.sort(key=lambda row: row[3])
+    return groups
+
+
+def run_metric_rows(run_id: str, groups: dict[tuple[str, str], list[tuple]], positions: dict[str, int]) -> list[tuple]:
+    """``run_metrics`` rows (RUN_METRIC_COLUMNS) of one run from its ``metrics`` rows
+    grouped by series (:func:`group_series`)."""
     claims = NameClaims()
     out = []
     for (step_name, key) in sorted(groups, key=lambda g: (positions.get(g[0], _NO_POSITION), g[0], g[1])):
@@ -75,7 +83,6 @@ def run_metric_rows(run_id: str, metric_rows: Iterable[tuple], positions: dict[s
 
 
 def _summary(run_id: str, name: str, step_name: str, key: str, position: int, rows: list[tuple]) -> tuple:
-    rows.sort(key=itemgetter(3))  # by step (already in order, almost always)
     kinds = {row[6] for row in rows}
     numbers = [(row[4], row[3]) for row in rows if row[4] is not None]  # (value, step); NaN is NULL
     first, last = rows[0], rows[-1]
@@ -90,6 +97,7 @@ def _summary(run_id: str, name: str, step_name: str, key: str, position: int, ro
     return (
         run_id, name, step_name, key, position, kinds.pop() if len(kinds) == 1 else "mixed", len(rows),
         first[4], first[3], last[4], last[3], last[5], low[0], low[1], high[0], high[1], mean, last[7],
+        len({row[7] for row in rows}),
     )
 
 

@@ -19,22 +19,25 @@ from typing import Any
 from . import flatten
 from .schema import BULK_INDEXES, FILL_STEP_LATEST, INSERT, RUN_TABLES
 from .sources import Stat
-from .summaries import run_metric_rows, run_param_rows
+from .summaries import group_series, run_metric_rows, run_param_rows
+from .tiles import tile_rows
 
 # Commit after this many rows (each run is always whole inside one transaction).
 BATCH_ROWS = 50_000
 
 
 def refill_run_tables(conn: sqlite3.Connection, run_id: str) -> None:
-    """Recompute ``run_metrics`` and ``run_params`` of one run from its rows in the index
-    (the schema-2 migration does this for every run; ingest computes them while flattening)."""
-    conn.execute("DELETE FROM run_metrics WHERE run_id = ?", (run_id,))
-    conn.execute("DELETE FROM run_params WHERE run_id = ?", (run_id,))
+    """Recompute ``run_metrics``, ``run_params`` and ``metric_tiles`` of one run from its rows
+    in the index (the schema-3 migration does this for every run; ingest computes them
+    while flattening)."""
+    for table in ("run_metrics", "run_params", "metric_tiles"):
+        conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
     positions = dict(conn.execute("SELECT step_name, position FROM steps WHERE run_id = ?", (run_id,)))
-    metrics = conn.execute(
+    series = group_series(conn.execute(
         "SELECT run_id, step_name, key, step, value, value_text, kind, timestamp_ms FROM metrics "
-        "WHERE run_id = ? ORDER BY step_name, key, step", (run_id,))
-    conn.executemany(INSERT["run_metrics"], run_metric_rows(run_id, metrics, positions))
+        "WHERE run_id = ? ORDER BY step_name, key, step", (run_id,)))
+    conn.executemany(INSERT["run_metrics"], run_metric_rows(run_id, series, positions))
+    conn.executemany(INSERT["metric_tiles"], tile_rows(run_id, series))
     params = conn.execute(
         "SELECT run_id, step_name, attempt_number, direction, key, kind, value, value_text FROM params "
         "WHERE run_id = ?", (run_id,))
@@ -91,7 +94,7 @@ class IndexWriter:
         conn.execute("DELETE FROM sources WHERE run_id = ? AND path != ?", (flat.run_id, key))
         conn.execute(INSERT["runs"], flat.run)
         for table in ("steps", "attempts", "params", "catalog", "code_identities", "metrics", "run_metrics",
-                      "run_params"):
+                      "run_params", "metric_tiles"):
             rows = getattr(flat, table)
             if rows:
                 conn.executemany(INSERT[table], rows)

@@ -7,6 +7,7 @@ every column, facets and sort orders.
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 PLUGIN = "runlog"
@@ -73,7 +74,7 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
             "kind": "numeric, bool, text or json.",
             "timestamp_ms": "End of the attempt that recorded it, epoch milliseconds.",
         },
-        ["key", "kind"],
+        [],  # no default facets: a GROUP BY over millions of rows on every load
     ),
     "params": (
         "Parameters",
@@ -116,7 +117,7 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
         "Latest per step",
         "Kept by ingest: each metric's row at its highest step, per run and step (the latest_metrics view reads it).",
         {"step": "The highest step recorded for this key in this step."},
-        ["key", "kind"],
+        [],  # no default facets: a GROUP BY over millions of rows on every load
     ),
     "run_metrics": (
         "Run metrics",
@@ -133,8 +134,16 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
             "max": "Highest value.", "argmax": "Step of the highest value (the first such step).",
             "mean": "Mean of the values (NaN aside).",
             "timestamp_ms": "End of the attempt that recorded the last point, epoch milliseconds (UTC).",
+            "timestamps": "How many different times its points carry.",
         },
         ["kind"],
+    ),
+    "metric_tiles": (
+        "Metric tiles",
+        "Kept by ingest for long numeric series: per run of `width` steps (16, 256, 4096...), the count, sum, "
+        "lowest and highest value with their steps; the charts read these instead of every point.",
+        {"tile": "step // width.", "total": "Sum of the values (the mean is total / count)."},
+        [],
     ),
     "run_params": (
         "Run params",
@@ -148,7 +157,7 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
         "Latest metrics",
         "Each metric's value at its highest step, per run and step.",
         {},
-        ["key", "kind"],
+        [],  # no default facets: a GROUP BY over millions of rows on every load
     ),
     "run_summary": (
         "Run summary",
@@ -159,15 +168,21 @@ TABLES: dict[str, tuple[str, str, dict[str, str], list[str]]] = {
 }
 
 
+# Tables too large to count or to suggest facets for on every page load: their table
+# pages skip both (add ``_nocount=`` to a URL to count anyway).
+LARGE_TABLES = {"metrics", "step_latest", "metric_tiles", "run_metrics", "run_params"}
+
+
 def table_metadata() -> dict[str, dict[str, Any]]:
-    """Datasette metadata for every runlog table: title, description, columns, facets.
+    """Datasette metadata for every runlog table: title, description (its columns folded
+    away in a ``<details>``), facets, sort order.
 
     >>> table_metadata()["runs"]["facets"]
     ['tag', 'status']
     """
     tables = {}
     for name, (title, description, columns, facets) in TABLES.items():
-        entry: dict[str, Any] = {"title": title, "description": description, "columns": dict(columns)}
+        entry: dict[str, Any] = {"title": title, "description_html": _describe(description, columns)}
         if facets:
             entry["facets"] = list(facets)
         if name in ("runs", "run_summary"):
@@ -176,14 +191,29 @@ def table_metadata() -> dict[str, dict[str, Any]]:
     return tables
 
 
+def _describe(description: str, columns: dict[str, str]) -> str:
+    """The table's description, then its columns' descriptions folded away."""
+    text = f"<p>{escape(description)}</p>"
+    if columns:
+        items = "".join(f"<dt>{escape(c)}</dt><dd>{escape(d)}</dd>" for c, d in columns.items())
+        text += f'<details class="rl-columns"><summary>{len(columns)} columns described</summary><dl>{items}</dl></details>'
+    return text
+
+
+def front_door(runs_url: str) -> str:
+    """What the home page and the database page say first: where the runs are."""
+    return (f'<p class="rl-front"><a href="{escape(runs_url)}"><strong>Browse the runs</strong></a>: sort and filter '
+            "them by any metric or parameter, open one, compare several. The tables below hold every row.</p>")
+
+
 def build_metadata(database: str) -> dict[str, Any]:
     """The metadata ``runlog serve`` gives Datasette for the index named ``database``.
 
-    >>> build_metadata("runlog")["databases"]["runlog"]["tables"]["metrics"]["facets"]
-    ['key', 'kind']
+    >>> sorted(build_metadata("runlog")["databases"]["runlog"]["tables"]["metrics"])
+    ['description_html', 'title']
     """
     return {
         "title": "runlog",
-        "description": "Runs, steps and metrics of your pipelines, read-only.",
+        "description_html": front_door("/-/runlog/runs"),
         "databases": {database: {"tables": table_metadata(), "plugins": {PLUGIN: {"read_only": True}}}},
     }

@@ -7,29 +7,34 @@ on every attached database that looks like a runlog index (``runs``,
 
 Pages (``?db=NAME`` picks the index when several are attached):
 
-- ``/-/runlog/run/<run_id>``: status, times, step tree, attempts, params and
-  an SVG chart per numeric metric.
-- ``/-/runlog/compare?key=K&run=A&run=B``: one key across runs.
+- ``/-/runlog/runs``: the front door, runs to sort, filter and pick (:mod:`.runs_page`);
+- ``/-/runlog/run/<run_id>``: one run, its facts and charts (:mod:`.run_page`);
+- ``/-/runlog/compare?run=A&run=B``: runs side by side (:mod:`.compare_page`);
+- ``/-/runlog/series.csv?run=&step=&key=``: every point of one series.
 
 Charts are server-rendered SVG; the one script and style sheet are served
 from the package (``/-/runlog/static/``), so nothing needs the internet.
-The hooks are here; the pages in :mod:`.pages`, the charts in :mod:`.charts`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import markupsafe
 from datasette import hookimpl
+from datasette.utils import tilde_decode
 from datasette.utils.asgi import Response, asgi_static
 
 from ..index import functions
+from ..index.db import tune
 from ..index.queries import NAMED_QUERIES
-from .metadata import INDEX_TABLES, table_metadata
-from .pages import compare_page, run_page
-from .urls import index_names, run_url, set_index_names, static_url
+from ..output import iso_utc, iso_utc_ms
+from .compare_page import compare_page
+from .metadata import INDEX_TABLES, LARGE_TABLES, front_door, table_metadata
+from .run_page import run_page, series_page
+from .runs_page import runs_page
+from .urls import index_names, run_url, runs_url, set_index_names, static_url
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -66,31 +71,68 @@ def _read_only(datasette, database: str) -> bool:
 @hookimpl
 def prepare_connection(conn, database, datasette):
     functions.register(conn)  # regexp, and the leaderboard's direction
+    if database in index_names(datasette):
+        tune(conn)  # memory-mapped reads: a run page jumps between tables
     if _read_only(datasette, database):
         conn.execute("PRAGMA query_only = 1")
 
 
 @hookimpl
 def asgi_wrapper(datasette):
-    # A read-only server answers reads only: Datasette 0.65 has no write API, but
-    # a POST to a stored query fails with a 500 there instead of a clean refusal.
     def wrap(app):
-        async def refuse_writes(scope, receive, send):
-            if (scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS")
-                    and any(_read_only(datasette, name) for name in datasette.databases)):
-                await Response.text("runlog serve is read-only", status=405).asgi_send(send)
-                return
+        async def runlog_requests(scope, receive, send):
+            if scope["type"] == "http":
+                await datasette.invoke_startup()  # which databases are indexes (once; a no-op after)
+                # A read-only server answers reads only: Datasette 0.65 has no write API, but
+                # a POST to a stored query fails with a 500 there instead of a clean refusal.
+                if scope["method"] not in ("GET", "HEAD", "OPTIONS") and any(
+                        _read_only(datasette, name) for name in datasette.databases):
+                    await Response.text("runlog serve is read-only", status=405).asgi_send(send)
+                    return
+                redirect = _run_row_redirect(datasette, scope["path"])
+                if redirect:
+                    await Response.redirect(redirect).asgi_send(send)
+                    return
+                scope = _lighter_large_tables(datasette, scope)
             await app(scope, receive, send)
 
-        return refuse_writes
+        return runlog_requests
 
     return wrap
+
+
+def _run_row_redirect(datasette, path: str) -> str | None:
+    """Datasette's page of one row of ``runs`` (where its tables link a run_id) is the run page."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[1] == "runs" and parts[0] in index_names(datasette) and "." not in parts[2]:
+        return run_url(datasette, parts[0], tilde_decode(unquote(parts[2])))
+    return None
+
+
+def _lighter_large_tables(datasette, scope):
+    """The table pages of the big tables skip the whole-table count and facet suggestions
+    (on millions of rows they take seconds); ``_nocount=`` in the URL counts anyway."""
+    parts = scope["path"].strip("/").split("/")
+    if len(parts) != 2 or parts[0] not in index_names(datasette) or parts[1].split(".")[0] not in LARGE_TABLES:
+        return scope
+    query = scope.get("query_string", b"").decode("latin-1")
+    names = {pair.split("=", 1)[0] for pair in query.split("&") if pair}
+    extra = [f"{name}=1" for name in ("_nocount", "_nosuggest") if name not in names]
+    if not extra:
+        return scope
+    return {**scope, "query_string": "&".join(filter(None, [query, *extra])).encode("latin-1")}
 
 
 @hookimpl
 def get_metadata(datasette, key, database, table):
     names = index_names(datasette)
-    return {"databases": {name: {"tables": table_metadata()} for name in names}}
+    if not names:
+        return {}
+    return {
+        "description_html": front_door(runs_url(datasette, names[0])),
+        "databases": {name: {"description_html": front_door(runs_url(datasette, name)), "tables": table_metadata()}
+                      for name in names},
+    }
 
 
 @hookimpl
@@ -103,22 +145,39 @@ def canned_queries(datasette, database):
     }
 
 
+TIME_COLUMNS = {"start_time", "end_time", "ingested_at", "seen_at"}
+JSON_COLUMNS = {"parameters", "run_config", "value_text", "text"}
+
+
 @hookimpl
 def render_cell(value, column, table, database, datasette):
-    if isinstance(value, dict):  # a foreign key Datasette expanded to {"value", "label"}
-        value = value.get("value")
-    if column not in ("run_id", "original_run_id") or not value or not isinstance(value, str):
-        return None
+    """In a runlog index: run ids link to the run page, times read as UTC, long JSON folds."""
     if database not in index_names(datasette):
         return None
-    href = run_url(datasette, database, value)
-    return markupsafe.Markup('<a href="{}">{}</a>').format(href, value)
+    if isinstance(value, dict):  # a foreign key Datasette expanded to {"value", "label"}
+        value = value.get("value")
+    if column in ("run_id", "original_run_id") and value and isinstance(value, str):
+        return markupsafe.Markup('<a href="{}">{}</a>').format(run_url(datasette, database, value), value)
+    if column in TIME_COLUMNS and isinstance(value, str) and value:
+        return markupsafe.Markup('<time title="{}">{}</time>').format(value, iso_utc(value))
+    if column in ("timestamp_ms",) and isinstance(value, int):
+        return markupsafe.Markup('<time title="{}">{}</time>').format(value, iso_utc_ms(value))
+    if column in JSON_COLUMNS and isinstance(value, str) and len(value) > 60 and value[:1] in "{[":
+        return markupsafe.Markup('<details class="rl-json"><summary>{}…</summary><code>{}</code></details>').format(
+            value[:60], value)
+    return None
+
+
+@hookimpl
+def extra_css_urls(database, datasette):
+    if database is None or database in index_names(datasette):
+        return [static_url(datasette, "runlog.css")]
+    return []
 
 
 @hookimpl
 def extra_js_urls(database, view_name, datasette):
-    # runlog.js links the run_id cells Datasette draws itself (the primary key
-    # column of runs) and offers desc/asc for the leaderboard's direction.
+    # runlog.js offers desc/asc for the leaderboard's direction, and styles runlog's bits.
     if view_name in ("table", "query", "row") and database in index_names(datasette):
         return [static_url(datasette, "runlog.js") + "?" + urlencode({"db": database})]
     return []
@@ -128,6 +187,8 @@ def extra_js_urls(database, view_name, datasette):
 def register_routes():
     return [
         (r"^/-/runlog/static/(?P<path>.*)$", asgi_static(STATIC)),
+        (r"^/-/runlog/runs$", runs_page),
         (r"^/-/runlog/run/(?P<run_id>[^/]+)$", run_page),
         (r"^/-/runlog/compare$", compare_page),
+        (r"^/-/runlog/series\.(?P<format>csv|json)$", series_page),
     ]

@@ -30,7 +30,9 @@ def make_datasette(db_path: str | Path):
         raise MissingExtra("datasette", "datasette") from None
     path = Path(db_path)
     check_index(path)
-    return Datasette(files=[str(path)], metadata=build_metadata(path.stem))
+    # Facet suggestions run a GROUP BY per column on every table page: seconds on the
+    # big tables. The runs page's facets, and a table's own facets, stay.
+    return Datasette(files=[str(path)], metadata=build_metadata(path.stem), settings={"suggest_facets": False})
 
 
 def check_index(path: Path) -> None:
@@ -42,7 +44,8 @@ def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, open_b
           on_ready=None) -> None:
     """Serve the index at http://host:port/ until interrupted (binds to loopback by default).
 
-    ``on_ready(url)`` is called once the server is about to accept requests.
+    ``on_ready(url)`` is called with the runs page's address once the server is about to
+    accept requests; ``open_browser`` opens it.
 
     >>> serve("runlog.db", port=8001)  # doctest: +SKIP
     """
@@ -52,7 +55,7 @@ def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, open_b
     except ImportError:
         raise MissingExtra("datasette", "uvicorn") from None
     _check_port(host, port)
-    url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    url = (f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}") + "/-/runlog/runs"
     if on_ready:
         on_ready(url)
     if open_browser:

@@ -1,4 +1,5 @@
-"""Which attached databases are runlog indexes, and the URLs of runlog's pages.
+"""Which attached databases are runlog indexes, and the URLs of runlog's pages. Every
+link a page draws is built here, as plain server-side HTML (no JavaScript needed).
 
 >>> run_url(datasette, "runlog", "demo-1")    # doctest: +SKIP
 '/-/runlog/run/demo-1'
@@ -7,6 +8,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from urllib.parse import quote, urlencode
 
 # Datasette instance -> names of its databases that are runlog indexes, in order.
@@ -26,16 +28,32 @@ def static_url(datasette, name: str) -> str:
     return datasette.urls.path(f"-/runlog/static/{name}")
 
 
-def run_url(datasette, database: str, run_id: str) -> str:
-    """Link to a run's page; ``?db=`` only when it is not the first runlog index."""
-    url = datasette.urls.path("-/runlog/run/" + quote(run_id, safe=""))
+def _with_db(datasette, database: str, query: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``?db=`` only when ``database`` is not the first runlog index."""
     names = index_names(datasette)
-    return url if names and names[0] == database else f"{url}?{urlencode({'db': database})}"
+    return query if names and names[0] == database else [*query, ("db", database)]
 
 
-def compare_url(datasette, database: str, key: str, run_ids=()) -> str:
-    query = [("key", key)] + [("run", r) for r in run_ids]
-    names = index_names(datasette)
-    if not names or names[0] != database:
-        query.append(("db", database))
-    return datasette.urls.path("-/runlog/compare") + "?" + urlencode(query)
+def page_url(datasette, database: str, page: str, query: Iterable[tuple[str, str]] = ()) -> str:
+    """``/-/runlog/<page>?...`` with ``query`` (pairs, repeated names kept)."""
+    pairs = _with_db(datasette, database, [(k, str(v)) for k, v in query if v not in (None, "")])
+    return datasette.urls.path(f"-/runlog/{page}") + (f"?{urlencode(pairs)}" if pairs else "")
+
+
+def runs_url(datasette, database: str, query: Iterable[tuple[str, str]] = ()) -> str:
+    return page_url(datasette, database, "runs", query)
+
+
+def run_url(datasette, database: str, run_id: str, query: Iterable[tuple[str, str]] = ()) -> str:
+    """Link to a run's page."""
+    return page_url(datasette, database, "run/" + quote(run_id, safe=""), query)
+
+
+def compare_url(datasette, database: str, metrics=(), run_ids=(), where: str | None = None) -> str:
+    query = [("metric", m) for m in metrics] + [("run", r) for r in run_ids] + [("where", where or "")]
+    return page_url(datasette, database, "compare", query)
+
+
+def series_url(datasette, database: str, run_id: str, step_name: str, key: str, fmt: str = "csv") -> str:
+    """Every point of one series, as CSV or JSON."""
+    return page_url(datasette, database, f"series.{fmt}", [("run", run_id), ("step", step_name), ("key", key)])
