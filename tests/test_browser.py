@@ -101,11 +101,11 @@ def open_page(browser, server):
     assert errors == []
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, full_page: bool = False) -> None:
     """The README's screenshots, when ``RUNLOG_SCREENSHOTS`` names a folder."""
     folder = os.environ.get("RUNLOG_SCREENSHOTS")
     if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=False)
+        page.screenshot(path=str(Path(folder) / name), full_page=full_page)
 
 
 def column(page, name: str) -> list[str]:
@@ -206,6 +206,27 @@ def test_smoothing_and_log_scale_redraw_the_chart(open_page):
     assert "(log y)" in page.locator(chart).inner_html()
 
 
+def test_drag_across_a_chart_to_zoom_and_back(open_page):
+    page = open_page(f"/-/runlog/run/{LONG_RUN}")
+    chart = page.locator("svg.rl-chart[data-title='loss']")
+    whole = path_of(page, "svg.rl-chart[data-title='loss'] polyline.rl-raw")
+    box = chart.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.4, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+    assert page.locator(".rl-zoom-band").is_visible()
+    page.mouse.up()
+    page.wait_for_url("**from=**")
+    zoomed = page.locator("svg.rl-chart[data-title='loss']")
+    first, last = float(zoomed.get_attribute("data-x0")), float(zoomed.get_attribute("data-x1"))
+    assert 1500 < first < last < 3000  # about 40%..50% of 5,000 steps, on round ticks
+    assert path_of(page, "svg.rl-chart[data-title='loss'] polyline.rl-raw") != whole
+    page.get_by_role("link", name="whole series").click()
+    page.wait_for_load_state()
+    assert path_of(page, "svg.rl-chart[data-title='loss'] polyline.rl-raw") == whole
+
+
 def test_hovering_a_chart_shows_the_values_there(open_page):
     page = open_page("/-/runlog/run/sweep-ensemble")
     chart = page.locator("svg.rl-chart[data-title='loss']")
@@ -234,8 +255,7 @@ def test_parallel_coordinates_are_drawn(open_page):
     assert all(lines.nth(i).bounding_box()["width"] > 200 for i in range(lines.count()))
     colours = {lines.nth(i).evaluate("e => getComputedStyle(e).stroke") for i in range(lines.count())}
     assert len(colours) > 1  # coloured by the last axis
-    page.locator("svg.rl-parallel").scroll_into_view_if_needed()
-    screenshot(page, "compare-page.png")
+    screenshot(page, "compare-page.png", full_page=True)
 
 
 def test_leaderboard_offers_a_direction(open_page):

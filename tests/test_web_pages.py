@@ -280,6 +280,25 @@ def test_log_scale_changes_the_path_and_says_what_it_hides(ds):
     assert "(log y)" in html and "not drawn (&le; 0 on a log scale)" in html
 
 
+def test_zoom_into_a_range_of_steps(ds):
+    from runlog.web.run_page import BUCKETS
+
+    whole = charts(page(ds, f"/-/runlog/run/{LONG_RUN}"))["loss"]["loss"]["raw"]
+    html = page(ds, f"/-/runlog/run/{LONG_RUN}?from=3000&to=3400")
+    chart = re.search(r'<svg class="rl-chart" data-title="loss".*?</svg>', html, re.S).group(0)
+    x0, x1 = (float(re.search(rf'data-{k}="([^"]+)"', chart).group(1)) for k in ("x0", "x1"))
+    assert 3000 >= x0 >= 2900 and 3400 <= x1 <= 3500
+    zoomed = charts(html)["loss"]["loss"]
+    assert len(zoomed["raw"]) == 401 <= 2 * BUCKETS  # every point of the range, exactly
+    assert zoomed["raw"] != whole
+    assert 'data-zoom="1"' in chart
+    assert '<a class="rl-unzoom" href="?">whole series</a>' in html
+    assert 'name="from" value="3000"' in html and 'name="to" value="3400"' in html
+    compare = page(ds, "/-/runlog/compare?run=sweep-01&run=sweep-03&metric=loss&from=2&to=5")
+    assert all(len(line["raw"]) == 4 for line in charts(compare)["loss"].values())
+    assert '<a class="rl-unzoom" href="?run=sweep-01&amp;run=sweep-03&amp;metric=loss">whole series</a>' in compare
+
+
 def test_time_axis_is_offered_only_where_times_differ(ds, index_path, tmp_path):
     html = page(ds, f"/-/runlog/run/{LONG_RUN}")
     assert 'name="x"' not in html  # every point of a run-log step carries the attempt's end time
@@ -434,12 +453,14 @@ def series_db(points: list[tuple[int, float | None]]):
     return conn
 
 
-def check_buckets(conn, points, buckets: int) -> None:
-    """What a chart of ``buckets`` buckets draws of ``points`` (held by ``conn``) keeps
-    what it must."""
+def check_buckets(conn, points, buckets: int, steps: tuple[int, int] | None = None) -> None:
+    """What a chart of ``buckets`` buckets draws of ``points`` (held by ``conn``), zoomed
+    into ``steps`` when given, keeps what it must."""
     from runlog.index.tiles import read_series
 
-    drawn = read_series(conn, "r", "s", "k", buckets)
+    drawn = read_series(conn, "r", "s", "k", buckets, steps)
+    if steps:
+        points = [(s, v) for s, v in points if steps[0] <= s <= steps[1]]
     finite = [(s, v) for s, v in points if v is not None and abs(v) != float("inf")]
     assert drawn.skipped == len(points) - len(finite)
     if len(points) <= 2 * buckets:  # short: every point, exactly
@@ -474,6 +495,8 @@ def test_downsampling_keeps_each_buckets_lowest_and_highest_point():
     conn = series_db(points)
     for buckets in (7, 40, 100, 520, 1_000, 9_999, 10_000):
         check_buckets(conn, points, buckets)
+    for steps in ((7_000, 8_000), (100, 19_000), (12_345, 12_345), (-5, 3), (19_990, 50_000), (30_000, 40_000)):
+        check_buckets(conn, points, 40, steps)  # a zoom: whole tiles inside, points at the ends
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -481,12 +504,13 @@ def test_downsampling_keeps_each_buckets_lowest_and_highest_point():
     steps=st.lists(st.integers(0, 30_000), min_size=1, max_size=3_000, unique=True),
     data=st.data(),
     buckets=st.integers(1, 700),
+    zoom=st.one_of(st.none(), st.tuples(st.integers(-10, 30_010), st.integers(-10, 30_010)).map(sorted)),
 )
-def test_downsampling_of_any_series(steps, data, buckets):
+def test_downsampling_of_any_series(steps, data, buckets, zoom):
     values = data.draw(st.lists(st.one_of(st.floats(-1e6, 1e6), st.sampled_from([None, float("inf")])),
                                 min_size=len(steps), max_size=len(steps)))
     points = sorted(zip(steps, values))
-    check_buckets(series_db(points), points, buckets)
+    check_buckets(series_db(points), points, buckets, tuple(zoom) if zoom else None)
 
 
 def test_an_index_of_schema_2_gets_tiles_in_place(tmp_path, index_path):

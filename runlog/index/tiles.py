@@ -102,43 +102,66 @@ class Series:
     skipped: int = 0  # NaN and infinite points, not drawn
 
 
-def read_series(conn, run_id: str, step_name: str, key: str, buckets: int) -> Series:
-    """One numeric series of the index: every point when it has ``2 * buckets`` or fewer,
-    else at most ``buckets`` buckets of its steps, each drawn as its lowest and highest
-    point (so at most ``2 * buckets`` points)."""
+def read_series(conn, run_id: str, step_name: str, key: str, buckets: int,
+                steps: tuple[int, int] | None = None) -> Series:
+    """One numeric series of the index (only its steps in ``steps``, inclusive, when
+    given: a zoom): every point when it has ``2 * buckets`` or fewer, else at most
+    ``buckets`` buckets of its steps, each drawn as its lowest and highest point (so at
+    most ``2 * buckets`` points)."""
     count, first, last = _extent(conn, run_id, step_name, key)
+    if count and steps:
+        first, last = max(first, steps[0]), min(last, steps[1])
+        count = conn.execute(f"SELECT count(*) FROM metrics WHERE {_SERIES} AND step BETWEEN ? AND ?",
+                             (run_id, step_name, key, first, last)).fetchone()[0] if first <= last else 0
     if not count:
         return Series()
     if count <= 2 * buckets:
-        return _exact(conn, run_id, step_name, key)
+        return _exact(conn, (run_id, step_name, key, first, last))
     span = last - first + 1
     # the widest tiles of which every bucket still gets one or more
     width = max((w for w in WIDTHS if last // w - first // w + 1 >= buckets), default=1)
-    rows = []
-    if width > 1:
-        rows = conn.execute(
-            "SELECT count, total, lo, lo_step, hi, hi_step, first_step, last_step FROM metric_tiles "
-            "WHERE run_id = ? AND step_name = ? AND key = ? AND width = ? ORDER BY tile",
-            (run_id, step_name, key, width)).fetchall()
+    rows = _tiled(conn, (run_id, step_name, key), first, last, width) if width > 1 else []
     if not rows:  # a series ingested before it had tiles (or too short for them)
-        rows = conn.execute(
-            "SELECT 1, value, value, step, value, step, step, step FROM metrics WHERE run_id = ? AND step_name = ? "
-            "AND key = ? AND value IS NOT NULL AND abs(value) < 9e999 ORDER BY step",
-            (run_id, step_name, key)).fetchall()
+        rows = _points(conn, (run_id, step_name, key, first, last))
     return fold(rows, buckets, first, span, skipped=count - sum(row[0] for row in rows))
+
+
+_SERIES = "run_id = ? AND step_name = ? AND key = ?"
+
+
+def _tiled(conn, series: tuple, first: int, last: int, width: int) -> list[tuple]:
+    """The tiles of ``width`` wholly inside ``first..last``, with the points of the
+    partial tiles at either end."""
+    inner_first, inner_end = -(-first // width), (last + 1) // width  # tiles inner_first .. inner_end - 1
+    if inner_first >= inner_end:
+        return []
+    tiles = conn.execute(
+        f"SELECT count, total, lo, lo_step, hi, hi_step, first_step, last_step FROM metric_tiles WHERE {_SERIES} "
+        "AND width = ? AND tile BETWEEN ? AND ? ORDER BY tile", (*series, width, inner_first, inner_end - 1)).fetchall()
+    if not tiles:
+        return []
+    return (_points(conn, (*series, first, inner_first * width - 1)) + tiles
+            + _points(conn, (*series, inner_end * width, last)))
+
+
+def _points(conn, series_range: tuple) -> list[tuple]:
+    """Finite points of ``(run_id, step_name, key, first, last)`` as tiles of one step."""
+    return conn.execute(
+        f"SELECT 1, value, value, step, value, step, step, step FROM metrics WHERE {_SERIES} AND step BETWEEN ? AND ? "
+        "AND value IS NOT NULL AND abs(value) < 9e999 ORDER BY step", series_range).fetchall()
 
 
 def _extent(conn, run_id: str, step_name: str, key: str) -> tuple[int, int, int]:
     """Count and step range of a series, from its run-level summary (no scan of its points)."""
-    row = conn.execute("SELECT count, first_step, last_step FROM run_metrics WHERE run_id = ? AND step_name = ? "
-                       "AND key = ?", (run_id, step_name, key)).fetchone()
+    row = conn.execute(f"SELECT count, first_step, last_step FROM run_metrics WHERE {_SERIES}",
+                       (run_id, step_name, key)).fetchone()
     return tuple(row) if row else (0, 0, 0)
 
 
-def _exact(conn, run_id: str, step_name: str, key: str) -> Series:
+def _exact(conn, series_range: tuple) -> Series:
     series = Series()
-    for step, value in conn.execute("SELECT step, value FROM metrics WHERE run_id = ? AND step_name = ? AND key = ? "
-                                    "ORDER BY step", (run_id, step_name, key)):
+    for step, value in conn.execute(f"SELECT step, value FROM metrics WHERE {_SERIES} AND step BETWEEN ? AND ? "
+                                    "ORDER BY step", series_range):
         if value is None or math.isinf(value):
             series.skipped += 1
             continue

@@ -50,8 +50,9 @@ def ema(means: list[tuple[float, float, int]], weight: float) -> list[tuple[floa
 
 
 def line_chart(title: str, lines: list[Line], *, width: int = 1100, height: int = 300, logy: bool = False,
-               smoothing: float = 0.0, x_label: str = "step") -> dict:
-    """Geometry of one chart: axes, ticks, and per line its raw and smoothed polylines."""
+               smoothing: float = 0.0, x_label: str = "step", zoom: bool = False) -> dict:
+    """Geometry of one chart: axes, ticks, and per line its raw and smoothed polylines;
+    ``zoom`` marks a chart whose x is steps, which dragging across zooms into."""
     left, right, top, bottom = 70, 10, 14, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     usable = [(line, [(x, y) for x, y in line.series.points if y is not None and (y > 0 or not logy)])
@@ -83,6 +84,7 @@ def line_chart(title: str, lines: list[Line], *, width: int = 1100, height: int 
         })
     return {
         "title": title, "width": width, "height": height, "logy": logy, "smoothing": smoothing, "x_label": x_label,
+        "zoom": zoom,
         "box": {"left": left, "top": top, "right": width - right, "bottom": top + plot_h},
         "domain": {"x0": x_lo, "x1": x_hi, "y0": y_lo, "y1": y_hi},
         "x_ticks": [{"pos": sx(t), "text": fmt(t)} for t in x_ticks],

@@ -9,6 +9,7 @@ coordinates chart draws params and summaries, one line per run.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from datasette.utils.asgi import Response
 
@@ -94,9 +95,9 @@ def _charts(index, runs: list[str], metrics: list[str], options: ChartOptions) -
         marks = ", ".join("?" * len(runs))
         where = {row[0]: (row[1], row[2]) for row in index.conn.execute(
             f"SELECT run_id, step_name, key FROM run_metrics WHERE name = ? AND run_id IN ({marks})", [metric, *runs])}
-        lines = [Line(run_id, read_series(index.conn, run_id, *where[run_id], buckets)) for run_id in runs
-                 if run_id in where]
-        charts.append(line_chart(metric, lines, logy=options.logy, smoothing=options.smooth))
+        lines = [Line(run_id, read_series(index.conn, run_id, *where[run_id], buckets, options.steps))
+                 for run_id in runs if run_id in where]
+        charts.append(line_chart(metric, lines, logy=options.logy, smoothing=options.smooth, zoom=True))
     return charts
 
 
@@ -128,9 +129,10 @@ async def compare_page(datasette, request):
         "parallel": parallel_coordinates(found["rows"], found["axes"]) if len(found["rows"]) > 1 else None,
         "directions": [{"metric": m, "lower": lower[m], "switch_url": _switch(datasette, name, request.args, m, lower[m])}
                        for m in found["metrics"] if m in lower],
-        "hidden": [(k, v) for k, v in pairs(request.args) if k not in ("smooth", "logy", "x")],
+        "hidden": [(k, v) for k, v in pairs(request.args) if k not in ("smooth", "logy", "x", "from", "to")],
         "legend": len(found["runs"]) <= 20, "runs_url": runs_url(datasette, name),
         "db_param": None if index_names(datasette)[:1] == [name] else name,
+        "unzoom": urlencode([(k, v) for k, v in pairs(request.args) if k not in ("from", "to")]),
         "css_url": static_url(datasette, "runlog.css"), "js_url": static_url(datasette, "runlog.js"),
     }
     return Response.html(await datasette.render_template("runlog_compare.html", context, request=request))

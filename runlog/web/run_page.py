@@ -3,7 +3,9 @@
 parameters by run-level name; metrics recorded once as a table of values; every
 series as a line chart, one line per step or branch that recorded the key, full page
 width, with smoothing, a log scale and (where times differ) a time axis, set in the
-URL (``smooth=0.9&logy=1&x=time``). ``/-/runlog/series.csv`` gives a series whole.
+URL (``smooth=0.9&logy=1&x=time``), as is a zoom into a range of steps
+(``from=1000&to=2000``: dragging across a chart sets it). ``/-/runlog/series.csv``
+gives a series whole.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import io
 import json
 from collections import defaultdict
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from datasette.utils.asgi import NotFound, Response
 
@@ -21,7 +23,7 @@ from ..index.flatten import timestamp_ms
 from ..index.tiles import read_series, read_series_by_time
 from ..output import iso_utc, json_safe
 from .charts import SMOOTHING, Line, line_chart
-from .pages import database_for, on_index, step_tree
+from .pages import database_for, on_index, pairs, step_tree
 from .urls import compare_url, index_names, run_url, runs_url, series_url, static_url
 
 CHART_WIDTH = 1100
@@ -40,6 +42,23 @@ class ChartOptions:
         self.smooth = min(SMOOTHING, key=lambda s: abs(s - smooth))
         self.logy = args.get("logy") in ("1", "on", "true")
         self.x = args.get("x") if args.get("x") in X_AXES else "step"
+        # a zoom: the steps from..to (either end may be open)
+        self.start, self.end = _step(args.get("from")), _step(args.get("to"))
+        if self.start is not None and self.end is not None and self.start > self.end:
+            self.start, self.end = self.end, self.start
+
+    @property
+    def steps(self) -> tuple[int, int] | None:
+        if self.start is None and self.end is None:
+            return None
+        return (-(2 ** 63) if self.start is None else self.start, 2 ** 63 - 1 if self.end is None else self.end)
+
+
+def _step(text: str | None) -> int | None:
+    try:
+        return int(float(text)) if text not in (None, "") else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def _load(index, run_id: str) -> dict[str, Any] | None:
@@ -84,13 +103,13 @@ def _charts(index, run_id: str, metrics: list[dict[str, Any]], options: ChartOpt
         lines = []
         for m in series:
             if x == "step":
-                points = read_series(index.conn, run_id, m["step_name"], key, BUCKETS)
+                points = read_series(index.conn, run_id, m["step_name"], key, BUCKETS, options.steps)
             else:
                 points = read_series_by_time(index.conn, run_id, m["step_name"], key, BUCKETS,
                                              (start_ms or 0) if x == "since" else 0)
             lines.append(Line(m["name"], points, link(m["step_name"], key)))
         chart = line_chart(key, lines, width=CHART_WIDTH, logy=options.logy, smoothing=options.smooth,
-                           x_label=X_AXES[x])
+                           x_label=X_AXES[x], zoom=x == "step")
         chart["names"] = [m["name"] for m in series]
         chart["timed"] = timed
         charts.append(chart)
@@ -134,6 +153,7 @@ async def run_page(datasette, request):
         "runs_url": runs_url(datasette, name), "action": run_url(datasette, name, run_id),
         "db_param": None if index_names(datasette)[:1] == [name] else name,
         "original_url": run["original_run_id"] and run_url(datasette, name, run["original_run_id"]),
+        "unzoom": urlencode([(k, v) for k, v in pairs(request.args) if k not in ("from", "to")]),
         "css_url": static_url(datasette, "runlog.css"), "js_url": static_url(datasette, "runlog.js"),
     }
     return Response.html(await datasette.render_template("runlog_run.html", context, request=request))

@@ -3,10 +3,12 @@
 (function () {
   "use strict";
 
-  // Chart controls and facet-like selects redraw as soon as they change.
+  // Chart controls redraw as soon as a choice changes.
   function autoSubmit() {
     document.querySelectorAll("form.rl-controls").forEach(function (form) {
-      form.addEventListener("change", function () { form.submit(); });
+      form.addEventListener("change", function (event) {
+        if (event.target.matches("select, input[type=checkbox]")) { form.submit(); }  // typed steps wait for Redraw
+      });
     });
   }
 
@@ -79,10 +81,55 @@
     });
   }
 
+  // Dragging across a chart whose x is steps zooms into them: the page again with
+  // from= and to= (the form's "steps from .. to" does the same without this script).
+  function dragZoom() {
+    document.querySelectorAll('svg.rl-chart[data-zoom="1"]').forEach(function (svg) {
+      var d = svg.dataset, x0 = +d.x0, x1 = +d.x1, left = +d.left, right = +d.right;
+      var band = document.createElement("div");
+      band.className = "rl-zoom-band";
+      band.hidden = true;
+      svg.parentNode.appendChild(band);
+      var start = null;
+      function unitX(event) {
+        var box = svg.getBoundingClientRect();
+        return (event.clientX - box.left) / box.width * svg.viewBox.baseVal.width;
+      }
+      function pixelX(event) { return event.clientX - svg.parentNode.getBoundingClientRect().left; }
+      svg.addEventListener("mousedown", function (event) {
+        var x = unitX(event);
+        if (event.button !== 0 || x < left || x > right) { return; }
+        start = { unit: x, pixel: pixelX(event) };
+        event.preventDefault();
+      });
+      window.addEventListener("mousemove", function (event) {
+        if (!start) { return; }
+        var here = pixelX(event);
+        band.style.left = Math.min(start.pixel, here) + "px";
+        band.style.width = Math.abs(here - start.pixel) + "px";
+        band.style.height = svg.getBoundingClientRect().height + "px";
+        band.hidden = false;
+      });
+      window.addEventListener("mouseup", function (event) {
+        if (!start) { return; }
+        var a = start.unit, b = Math.max(left, Math.min(right, unitX(event)));
+        start = null;
+        band.hidden = true;
+        if (Math.abs(b - a) < 4) { return; }  // a click, not a drag
+        var step = function (x) { return x0 + (x - left) / (right - left) * (x1 - x0); };
+        var url = new URL(window.location.href);
+        url.searchParams.set("from", String(Math.floor(step(Math.min(a, b)))));
+        url.searchParams.set("to", String(Math.ceil(step(Math.max(a, b)))));
+        window.location.assign(url.toString());
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     autoSubmit();
     selectAll();
     directionChoice();
     hover();
+    dragZoom();
   });
 })();
