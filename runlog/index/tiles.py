@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from itertools import groupby
 
 TILE_COLUMNS = ("run_id", "step_name", "key", "width", "tile", "count", "total", "lo", "lo_step", "hi", "hi_step",
                 "first_step", "last_step")
@@ -39,52 +38,45 @@ def tile_rows(run_id: str, groups: dict[tuple[str, str], list[tuple]], minimum: 
     for (step_name, key), rows in groups.items():
         if len(rows) < minimum:
             continue
-        points = [(row[3], row[4]) for row in rows if row[4] is not None and not math.isinf(row[4])]
-        if len(points) < minimum:
+        # each point as a tile of one step: (tile, count, total, lo, lo_step, hi, hi_step, first, last)
+        tiles = [(row[3], 1, row[4], row[4], row[3], row[4], row[3], row[3], row[3]) for row in rows
+                 if row[4] is not None and -math.inf < row[4] < math.inf]
+        if len(tiles) < minimum:
             continue
-        tiles = [_tile(tile, group) for tile, group in groupby(points, key=lambda p: p[0] // WIDTHS[0])]
-        for previous, width in zip((WIDTHS[0], *WIDTHS), WIDTHS):
-            if width > previous:  # each width folds the tiles of the one before it
-                factor = width // previous
-                tiles = [_merge(tile, list(group)) for tile, group in groupby(tiles, key=lambda t: t.tile // factor)]
+        previous = 1
+        for width in WIDTHS:  # each width folds the tiles of the one before it
+            tiles = merge_tiles(tiles, width // previous)
+            previous = width
             if len(tiles) < MIN_TILES:
                 break
-            out.extend((run_id, step_name, key, width, *t.row()) for t in tiles)
+            out.extend((run_id, step_name, key, width, *tile) for tile in tiles)
     return out
 
 
-@dataclass
-class Tile:
-    """What a run of steps holds: its count, sum, lowest and highest values with their steps."""
-
-    tile: int
-    count: int
-    total: float
-    lo: float
-    lo_step: int
-    hi: float
-    hi_step: int
-    first_step: int
-    last_step: int
-
-    def row(self) -> tuple:
-        return (self.tile, self.count, self.total, self.lo, self.lo_step, self.hi, self.hi_step, self.first_step,
-                self.last_step)
-
-
-def _tile(tile: int, group) -> Tile:
-    points = list(group)
-    lo = min(points, key=lambda p: p[1])  # the first such step on ties
-    hi = max(points, key=lambda p: p[1])
-    return Tile(tile, len(points), math.fsum(p[1] for p in points), lo[1], lo[0], hi[1], hi[0], points[0][0],
-                points[-1][0])
-
-
-def _merge(tile: int, tiles: list[Tile]) -> Tile:
-    lo = min(tiles, key=lambda t: t.lo)
-    hi = max(tiles, key=lambda t: t.hi)
-    return Tile(tile, sum(t.count for t in tiles), math.fsum(t.total for t in tiles), lo.lo, lo.lo_step, hi.hi,
-                hi.hi_step, tiles[0].first_step, tiles[-1].last_step)
+def merge_tiles(tiles: list[tuple], factor: int) -> list[tuple]:
+    """Tiles (in step order) merged ``factor`` to one: tile ``t`` goes to ``t // factor``;
+    each keeps the count, sum, lowest and highest (the first such step on ties)."""
+    out = []
+    current = None
+    n = total = lo = lo_step = hi = hi_step = first = last = 0
+    for tile, count, sum_, low, low_step, high, high_step, start, end in tiles:
+        merged = tile // factor
+        if merged != current:
+            if current is not None:
+                out.append((current, n, total, lo, lo_step, hi, hi_step, first, last))
+            current, n, total, first = merged, 0, 0.0, start
+            lo, lo_step, hi, hi_step = low, low_step, high, high_step
+        else:
+            if low < lo:
+                lo, lo_step = low, low_step
+            if high > hi:
+                hi, hi_step = high, high_step
+        n += count
+        total += sum_
+        last = end
+    if current is not None:
+        out.append((current, n, total, lo, lo_step, hi, hi_step, first, last))
+    return out
 
 
 # -- reading a series ------------------------------------------------------------------
