@@ -136,7 +136,7 @@ def main() -> None:
     print("    runlog runs                              every run in runlog.db (the default index)")
     print("    runlog show demo-parallel                one run: its steps, branches and metrics")
     print("    runlog runs --metric min:loss --sort min:loss --limit 3    the three lowest losses")
-    print("    runlog serve                             browse them, with charts, at http://127.0.0.1:8001")
+    print("    runlog serve                             browse and compare them, with charts, at http://127.0.0.1:8001/-/runlog/runs")
     print("    runlog export mlflow --all --dry-run     what an export to MLflow would send")
 
 
