@@ -22,7 +22,7 @@ from ..errors import BadRunLog
 from ..index.plan import RACY_WINDOW_NS
 from .dest import LakeDest
 from .reader import INDEX_LAYOUT, RunReader, SourceRef, read_index_rows
-from .state import BucketState, Entry, data_key, lock_key, read_state
+from .state import STATE, BucketState, Entry, bucket_name, data_key, lock_key, read_state
 from .tables import TABLES, TableBuffers, arrow_schema
 
 GENERATION = b"runlog.generation"
@@ -86,7 +86,7 @@ def plan(state: BucketState, refs: list[SourceRef], prune: bool, now_ns: int) ->
         if ref is None:
             if prune:
                 out.removed += entry.run_id is not None
-                out.changed = True
+                out.changed = True  # an error entry dropped: a new state, the same files
             else:
                 out.keep.append(entry)
             continue
@@ -112,9 +112,13 @@ def build_bucket(task: BucketTask) -> BucketResult:
         state, state_keys = read_state(dest, task.bucket)
         todo = plan(state, task.refs, task.prune, task.now_ns)
         result.removed = todo.removed
-        if not todo.changed and len(state_keys) <= 1:
+        if not todo.read and not todo.removed:  # the same runs: at most a new state (new mtimes, same content)
             result.unchanged = sum(1 for e in todo.keep if e.run_id)
             result.errors = [(e.key, e.error) for e in todo.keep if e.error]
+            if todo.changed or len(state_keys) > 1:
+                racy = any(_racy(r, task.now_ns) for r in task.refs)
+                _publish_state(dest, BucketState(task.bucket, state.seq + 1, state.generation, racy,
+                                                 sorted(todo.keep, key=lambda e: e.key)), state_keys)
             return result
         kept = _kept_rows(dest, state, todo)
         fresh = _read_runs(task, todo, kept, result)
@@ -165,7 +169,10 @@ def _read_runs(task: BucketTask, todo: _Plan, kept: dict | None, result: BucketR
     index_refs = [r for r in todo.read if r.layout == INDEX_LAYOUT]
     for origin in sorted({r.origin for r in index_refs}):
         refs = [r for r in index_refs if r.origin == origin and r.run_id not in owners]
+        before = len(buffers.columns["metrics"][3])
         read_index_rows(origin, [r.run_id for r in refs], buffers)
+        result.read += len(refs)
+        result.points += len(buffers.columns["metrics"][3]) - before
         for ref in refs:
             owners[ref.run_id] = ref.key
             entries.append(Entry(ref.key, ref.layout, ref.name, ref.size, ref.fp, None, ref.run_id, 0, None, origin))
@@ -200,6 +207,7 @@ def _publish(dest: LakeDest, bucket: int, old: BucketState, old_keys: list[str],
 
     generation = uuid.uuid4().hex
     order = (*(t for t in TABLES if t != "runs"), "runs")
+    dest.clean_temporary([data_key(table, bucket) for table in order])
     if not any(e.run_id for e in entries):
         for table in order:
             dest.delete(data_key(table, bucket))
@@ -217,10 +225,15 @@ def _publish(dest: LakeDest, bucket: int, old: BucketState, old_keys: list[str],
             files.append((data_key(table, bucket), sink.getvalue().to_pybytes()))
         dest.put_many(files)
     result.buffers = None
-    state = BucketState(bucket, old.seq + 1, generation, racy, entries)
-    if entries:
+    _publish_state(dest, BucketState(bucket, old.seq + 1, generation, racy, entries), old_keys)
+    result.written = True
+
+
+def _publish_state(dest: LakeDest, state: BucketState, old_keys: list[str]) -> None:
+    """The bucket's new state (none for a bucket left empty), then the older ones deleted."""
+    dest.clean_temporary([f"{STATE}/{bucket_name(state.bucket)}/"])
+    if state.entries:
         dest.put(state.key(), state.to_json())
     for key in old_keys:
         if key != state.key():
             dest.delete(key)
-    result.written = True

@@ -94,6 +94,20 @@ class LakeDest:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
 
+    def clean_temporary(self, keys: list[str]) -> None:
+        """Remove what a killed writer of ``keys`` left (``.<name>.*.tmp`` beside each, or every
+        ``.*.tmp`` in a key ending in ``/``); call under the lock that makes this the only writer
+        of those keys. Object storage has none."""
+        if self.storage is not None:
+            return
+        for key in keys:
+            target = self.path / key
+            pattern = ".*.tmp" if key.endswith("/") else f".{target.name[:60]}.*.tmp"
+            folder = target if key.endswith("/") else target.parent
+            for stale in folder.glob(pattern) if folder.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+
     def create(self, key: str, data: bytes) -> bool:
         """Write the object only if there is none (atomically); False if one exists."""
         if self.storage is not None:

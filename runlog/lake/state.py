@@ -150,22 +150,30 @@ def read_state(dest: LakeDest, bucket: int) -> tuple[BucketState, list[str]]:
 
 
 def open_descriptor(dest: LakeDest, buckets: int | None) -> int:
-    """The lake's number of buckets: from its descriptor, or a new lake's (created now)."""
-    body = {"format": FORMAT, "lake_version": LAKE_VERSION, "buckets": buckets or DEFAULT_BUCKETS,
-            "tables": list(TABLES)}
-    if not dest.create(DESCRIPTOR, json.dumps(body, indent=2).encode()):
+    """The lake's number of buckets: from its descriptor, or a new lake's (created now;
+    of concurrent first builders, one creates it and the others read it)."""
+    try:
         body = read_descriptor(dest)
+    except NoLake:
+        body = {"format": FORMAT, "lake_version": LAKE_VERSION, "buckets": buckets or DEFAULT_BUCKETS,
+                "tables": list(TABLES)}
+        if not dest.create(DESCRIPTOR, json.dumps(body, indent=2).encode()):
+            body = read_descriptor(dest)
     if buckets is not None and buckets != body["buckets"]:
         raise RunlogError(f"{dest.url} has {body['buckets']} buckets; --buckets {buckets} applies only to a new "
                           "lake: leave it out, or build into a new DEST")
     return int(body["buckets"])
 
 
+class NoLake(RunlogError):
+    """No lake descriptor at the destination."""
+
+
 def read_descriptor(dest: LakeDest) -> dict[str, Any]:
     try:
         body = json.loads(dest.read(DESCRIPTOR))
     except FileNotFoundError:
-        raise RunlogError(f"{dest.url} is not a runlog lake (no {DESCRIPTOR}): build one with "
+        raise NoLake(f"{dest.url} is not a runlog lake (no {DESCRIPTOR}): build one with "
                           f"`runlog lake build STORE {dest.url}`") from None
     except ValueError as exc:
         raise RunlogError(f"{dest.url_of(DESCRIPTOR)}: not JSON ({exc})") from None
