@@ -122,7 +122,7 @@ def questions(index) -> list[tuple[str, dict]]:
     return asked
 
 
-def compare_everything(db_path: Path, dest, endpoint_url=None) -> None:
+def compare_everything(db_path: Path, dest, endpoint_url=None, whole_tables: bool = True) -> None:
     index = open_db(db_path, readonly=True)
     lake = open_lake(str(dest), endpoint_url)
     try:
@@ -130,11 +130,13 @@ def compare_everything(db_path: Path, dest, endpoint_url=None) -> None:
             count = f"SELECT count(*) AS n FROM {table}"
             assert rows_of(index, count) == rows_of(lake, count), table
         for table, order in (("runs", "run_id"), ("run_metrics", "run_id, name"), ("run_params", "run_id, name")):
+            if not whole_tables:
+                break
             sql = f"SELECT * FROM {table} ORDER BY {order}"
             same_rows([{k: v for k, v in r.items() if k != "ingested_at"} for r in rows_of(index, sql)],
                       [{k: v for k, v in r.items() if k != "ingested_at"} for r in rows_of(lake, sql)])
-        asked = questions(index)
-        assert len(asked) > 20
+        asked = questions(index) if whole_tables else questions(index)[:3] + questions(index)[6:9]
+        assert len(asked) > (20 if whole_tables else 5)
         for name, params in asked:
             want = rows_of(index, "", params, named=name)
             assert want or name == "failed_steps", (name, params)
@@ -359,3 +361,65 @@ def test_two_builders_of_the_same_shard_at_once_do_not_corrupt_each_other(small,
     from runlog.lake.state import published
 
     assert all(len(states) == 1 for states in published(LakeDest(dest)).values())
+
+
+# -- object storage ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    pytest.importorskip("moto.server", reason="the S3 tests need moto[server]: pip install -e '.[test]'")
+    pytest.importorskip("s3fs", reason="the S3 tests need s3fs: pip install -e '.[test]'")
+    from s3_server import TEST_ENV, S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    saved = {name: os.environ.get(name) for name in TEST_ENV}
+    os.environ.update(TEST_ENV)
+    import boto3
+
+    boto3.client("s3", endpoint_url=server.endpoint).create_bucket(Bucket="lake")
+    yield server
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.stop()
+
+
+def test_a_lake_in_s3_answers_as_sqlite_and_a_rebuild_only_lists(built, s3):
+    url = "s3://lake/runs"
+    report = build_lake([built / "runlog.db"], url, buckets=4, endpoint_url=s3.endpoint)
+    assert report.failed == 0 and report.written == SHAPE.runs + FIXTURE_RUNS
+    # every table's count, the leaderboards and histories (whole tables are compared on local disk)
+    compare_everything(built / "runlog.db", url, endpoint_url=s3.endpoint, whole_tables=False)
+    mark = s3.mark()
+    again = build_lake([built / "store"], url, endpoint_url=s3.endpoint)
+    assert (again.written, again.buckets_written, again.unchanged) == (0, 0, SHAPE.runs + FIXTURE_RUNS)
+    requests = [(m, p.split("?")[0], "list-type" in p) for m, p, _ in s3.requests_since(mark)]
+    assert {m for m, _, _ in requests} <= {"GET", "HEAD"}  # no PUT, no DELETE
+    assert {p for m, p, listing in requests if not listing} == {"/lake/runs/_runlog/lake.json"}  # + listings
+
+
+def test_runs_in_s3_build_a_lake_in_s3(s3, tmp_path):
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint)
+    client.create_bucket(Bucket="store")
+    local = tmp_path / "store"
+    generate(local, Shape(runs=8, steps=5, keys=2, increments=3))
+    for path in local.rglob("*.json"):
+        client.put_object(Bucket="store", Key=f"runs/{path.relative_to(local).as_posix()}", Body=path.read_bytes())
+    age(local, 3600)
+    ingest([local], tmp_path / "runlog.db")
+    report = build_lake(["s3://store/runs"], "s3://lake/from-s3", buckets=4, endpoint_url=s3.endpoint)
+    assert (report.written, report.failed) == (8, 0)
+    for table in TABLES:
+        count = f"SELECT count(*) AS n FROM {table}"
+        assert sqlite_rows(tmp_path / "runlog.db", count) == \
+            lake_rows("s3://lake/from-s3", count, endpoint_url=s3.endpoint), table
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["query", "--lake", "s3://lake/from-s3", "--endpoint-url", s3.endpoint,
+                                "select run_id from runs order by run_id limit 2", "--format", "csv"])
+    assert shown.exit_code == 0 and shown.output == "run_id\nbench-000000\nbench-000001\n"

@@ -67,7 +67,7 @@ class LakeDB:
         self.raw = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                                       "autoload_known_extensions": False})
         if self.lake.remote:
-            self.raw.register_filesystem(self.lake.storage.fs)
+            self.raw.register_filesystem(_read_ahead(self.lake.storage.fs))
         for table in TABLES:
             self._table_view(table)
         self.raw.execute(VIEWS)
@@ -147,6 +147,17 @@ class _Cursor:
             if not rows:
                 return
             yield from rows
+
+
+def _read_ahead(fs):
+    """The storage's filesystem, reading files in 8 MiB blocks: a small Parquet file in one GET
+    (DuckDB asks for its footer, then each column chunk)."""
+    import copy
+
+    fs = copy.copy(fs)
+    fs.default_block_size = 8 << 20
+    fs.default_cache_type = "readahead"
+    return fs
 
 
 def _first_line(exc: Exception) -> str:
