@@ -1,6 +1,6 @@
 """Run every benchmark: `make bench`, or
 
-    .venv/bin/python -m bench [--quick] [--shape 500x10x10x100] [--only ingest,query,export,runs]
+    .venv/bin/python -m bench [--quick] [--shape 500x10x10x100] [--only ingest,query,export,runs,lake]
                               [--export-shape 10x10x10x40] [--work DIR]
 
 The default shape is the "large" set: 500 runs x 10 steps x 10 keys x 100 increments,
@@ -9,7 +9,8 @@ shape (40x10x10x25, ~100k points) to check that everything runs. Each benchmark 
 a table and writes JSON, with the machine's description, to bench/results/. Query needs
 ingest (it asks the index and MLflow store that ingest built). ``runs`` sorts and filters
 100,000 runs by metric and param beside MLflow's search_runs on 10,000 of them (10,000
-and 1,000 with ``--quick``). Nothing asserts on time.
+and 1,000 with ``--quick``). ``lake`` builds a Parquet lake from the same shape of
+seed-format JSON against the SQLite ingest. Nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"small shapes ({QUICK}, export {QUICK_EXPORT})")
     parser.add_argument("--shape", help=f"RUNSxSTEPSxKEYSxINCREMENTS of the ingest/query set (default {LARGE})")
     parser.add_argument("--export-shape", help=f"shape of the export set (default {EXPORT})")
-    parser.add_argument("--only", default="ingest,query,export,runs",
-                        help="comma-separated: ingest, query, export, runs")
+    parser.add_argument("--only", default="ingest,query,export,runs,lake",
+                        help="comma-separated: ingest, query, export, runs, lake")
     parser.add_argument("--work", type=Path, help="keep the generated data here (reused when run again)")
     args = parser.parse_args()
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -89,6 +90,15 @@ def main() -> None:
             print(text, flush=True)
             tables.append(text)
             print(f"wrote {save('runs', results, stamp)}")
+        if "lake" in only:
+            from bench import bench_lake
+
+            data = work / f"lake-{shape.runs}x{shape.steps}x{shape.keys}x{shape.increments}"
+            data.mkdir(parents=True, exist_ok=True)
+            results, text = bench_lake.run(data, shape)
+            print(text, flush=True)
+            tables.append(text)
+            print(f"wrote {save('lake', results, stamp)}")
         if "export" in only:
             from bench import bench_export
 
