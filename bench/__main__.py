@@ -1,6 +1,6 @@
 """Run every benchmark: `make bench`, or
 
-    .venv/bin/python -m bench [--quick] [--shape 500x10x10x100] [--only ingest,query,export,runs,web]
+    .venv/bin/python -m bench [--quick] [--shape 500x10x10x100] [--only ingest,query,export,runs,web,lake]
                               [--export-shape 10x10x10x40] [--work DIR]
 
 The default shape is the "large" set: 500 runs x 10 steps x 10 keys x 100 increments,
@@ -10,7 +10,8 @@ a table and writes JSON, with the machine's description, to bench/results/. Quer
 ingest (it asks the index and MLflow store that ingest built). ``runs`` sorts and filters
 100,000 runs by metric and param beside MLflow's search_runs on 10,000 of them (10,000
 and 1,000 with ``--quick``). ``web`` times runlog's pages on 300 runs x 2 metrics x 10,000
-steps (30 x 2 x 2,000 with ``--quick``). Nothing asserts on time.
+steps (30 x 2 x 2,000 with ``--quick``). ``lake`` builds a Parquet lake from the same
+shape of seed-format JSON against the SQLite ingest. Nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"small shapes ({QUICK}, export {QUICK_EXPORT})")
     parser.add_argument("--shape", help=f"RUNSxSTEPSxKEYSxINCREMENTS of the ingest/query set (default {LARGE})")
     parser.add_argument("--export-shape", help=f"shape of the export set (default {EXPORT})")
-    parser.add_argument("--only", default="ingest,query,export,runs,web",
-                        help="comma-separated: ingest, query, export, runs, web")
+    parser.add_argument("--only", default="ingest,query,export,runs,web,lake",
+                        help="comma-separated: ingest, query, export, runs, web, lake")
     parser.add_argument("--work", type=Path, help="keep the generated data here (reused when run again)")
     args = parser.parse_args()
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -99,6 +100,15 @@ def main() -> None:
             print(text, flush=True)
             tables.append(text)
             print(f"wrote {save('web', results, stamp)}")
+        if "lake" in only:
+            from bench import bench_lake
+
+            data = work / f"lake-{shape.runs}x{shape.steps}x{shape.keys}x{shape.increments}"
+            data.mkdir(parents=True, exist_ok=True)
+            results, text = bench_lake.run(data, shape)
+            print(text, flush=True)
+            tables.append(text)
+            print(f"wrote {save('lake', results, stamp)}")
         if "export" in only:
             from bench import bench_export
 

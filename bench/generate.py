@@ -133,7 +133,9 @@ def make_run(index: int, shape: Shape, fmt: str, rng: random.Random) -> dict:
         "status": "FAIL" if index % 17 == 0 else "SUCCESS",
         "steps": steps,
         "parameters": {"lr": {"kind": "json", "value": 0.01 * (index % 10 + 1)}} if g3 else {"lr": 0.01 * (index % 10 + 1)},
-        "run_config": {"pipeline_file": "bench.yaml", "tag": f"experiment-{index % 5}", "run_id": run_id},
+        "run_config": {"pipeline_file": "bench.yaml", "tag": f"experiment-{index % 5}", "run_id": run_id,
+                       # the seed's shape (runnable 0.1-0.5): an executor with placeholders, so g2
+                       **({} if g3 else {"executor": {"service_name": "local", "placeholders": {}}})},
     }
     if g3:
         run["job"] = None

@@ -41,14 +41,21 @@ class BadRunLog(RunlogError):
         self.reason = message
         super().__init__(f"{path}: {message}")
 
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent
+        return type(self), (self.path, self.reason)
+
 
 class MissingExtra(RunlogError, ImportError):
     """An optional dependency is not installed."""
 
     def __init__(self, extra, module):
+        self.extra, self.module = extra, module
         super().__init__(
             f"this needs {module}, which is not installed: pip install 'runlog[{extra}]'"
         )
+
+    def __reduce__(self):
+        return type(self), (self.extra, self.module)
 
 
 class StorageError(RunlogError):

@@ -20,7 +20,9 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
+from decimal import Decimal
 from typing import Any
 
 FORMATS = ("table", "json", "csv", "tsv", "nl")
@@ -40,7 +42,12 @@ def one_line(text: str) -> str:
 
 
 def json_safe(value: Any) -> Any:
-    """Replace non-finite floats (at any depth) by the strings JSON parsers accept."""
+    """Replace non-finite floats (at any depth) by the strings JSON parsers accept; times
+    (a lake's timestamps) by ISO 8601 text, decimals by floats."""
+    if isinstance(value, (datetime, date, dtime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return json_safe(float(value))
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
@@ -86,6 +93,8 @@ def _exact(value: Any) -> str:
         return repr(value) if math.isfinite(value) else json_safe(value)
     if isinstance(value, (dict, list)):
         return json.dumps(json_safe(value))
+    if isinstance(value, (datetime, date, dtime, Decimal)):
+        return str(json_safe(value))
     return str(value)
 
 
@@ -101,6 +110,10 @@ def _readable(value: Any, column: str) -> str:
         return format(value, ".7g") if math.isfinite(value) else json_safe(value)
     if isinstance(value, (dict, list)):
         return json.dumps(json_safe(value))
+    if isinstance(value, Decimal):
+        return format(float(value), ".7g")
+    if isinstance(value, datetime):
+        return iso_utc(value)
     return str(value).replace("\n", " ")
 
 
@@ -115,12 +128,15 @@ def iso_utc(value: Any) -> str:
     >>> iso_utc("2026-11-26 09:27:35.361541"), iso_utc("2026-12-01T10:00:00+01:00")
     ('2026-11-26T09:27:35.361Z', '2026-12-01T09:00:00.000Z')
     """
-    if not isinstance(value, str):
+    if isinstance(value, datetime):
+        moment = value
+    elif not isinstance(value, str):
         return str(value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.isoformat(timespec="milliseconds") + "Z"
@@ -132,6 +148,8 @@ def iso_utc_ms(value: Any) -> str:
     >>> iso_utc_ms(1795685261802)
     '2026-11-26T09:27:41.802Z'
     """
+    if isinstance(value, datetime):  # a lake's timestamp_ms
+        return iso_utc(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return str(value)
     try:

@@ -2,7 +2,8 @@
 
 Every command's work is done by a library function usable without click; the
 commands live by concern (:mod:`.record_commands`, :mod:`.index_commands`,
-:mod:`.read_commands`, :mod:`.web_commands`, :mod:`.export_commands`), what they share in :mod:`.common`.
+:mod:`.read_commands`, :mod:`.web_commands`, :mod:`.export_commands`, :mod:`.lake_commands`), what they
+share in :mod:`.common`.
 Exit codes: 0 all done, 1 some input failed, 2 usage error.
 """
 
@@ -14,6 +15,7 @@ import click
 from .. import __version__
 from .export_commands import export_group
 from .index_commands import ingest_command, schema_command
+from .lake_commands import lake_group
 from .read_commands import (
     compare_command,
     keys_command,
@@ -40,7 +42,7 @@ def cli():
 
 
 for command in (exec_command, ingest_command, query_command, runs_command, keys_command, show_command,
-                metrics_command, compare_command, schema_command, serve_command, export_group):
+                metrics_command, compare_command, schema_command, serve_command, export_group, lake_group):
     cli.add_command(command)
 
 

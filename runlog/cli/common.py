@@ -170,6 +170,17 @@ class ProgressBar:
             self.bar.refresh()
         self.bar.update(1)
 
+    def advance(self, done: int, total: int | None) -> None:
+        """Move the bar to ``done`` (of ``total``): for work reported a batch at a time."""
+        if not self.show:
+            return
+        if self.bar is None:
+            self.step(total)
+            done -= 1
+        elif total is not None and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(max(0, done - self.bar.n))
+
     def write(self, line: str) -> None:
         """A line on stderr that does not tear the bar."""
         if self.bar is not None:

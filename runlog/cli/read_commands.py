@@ -27,20 +27,25 @@ def _params_option(func):
 @click.option("--named", help="Run a named query instead of SQL (see --list).")
 @click.option("--list", "list_named", is_flag=True, help="List the named queries and their parameters.")
 @_params_option
+@click.option("--lake", "lake", metavar="DEST",
+              help="Query the Parquet lake at DEST (a folder or URL; `runlog lake build`) with DuckDB instead.")
+@click.option("--endpoint-url", default=None, help="S3-compatible server for an s3:// --lake.")
 @list_options
 @format_option
 @db_option
 @friendly_errors
-def query_command(sql, named, list_named, params, sort, limit, fmt, no_headers, db_path):
-    """Run read-only SQL (or a named query) against the index.
+def query_command(sql, named, list_named, params, lake, endpoint_url, sort, limit, fmt, no_headers, db_path):
+    """Run read-only SQL (or a named query) against the index, or a lake.
 
     Parameters are bound, never spliced into the SQL. Statements that would
-    write (INSERT, DELETE, ATTACH, VACUUM INTO, PRAGMA writable_schema...) are refused.
+    write (INSERT, DELETE, ATTACH, VACUUM INTO, PRAGMA writable_schema...) are refused;
+    over a lake only SELECT runs.
 
     \b
     Example:
         runlog query "select run_id, status from runs where tag = :tag" -p tag exp-a
         runlog query --named leaderboard -p key loss -p direction asc
+        runlog query --lake lake/ "select count(*) from metrics"
     """
     from ..index.queries import NAMED_QUERIES, run_named, run_sql
 
@@ -52,7 +57,13 @@ def query_command(sql, named, list_named, params, sort, limit, fmt, no_headers, 
         return
     if bool(sql) == bool(named):
         raise click.UsageError("give either SQL or --named NAME")
-    with read_index(db_path) as db:
+    if lake:
+        from ..lake import open_lake
+
+        opened = open_lake(lake, endpoint_url)
+    else:
+        opened = read_index(db_path)
+    with opened as db:
         columns, rows = run_named(db, named, dict(params)) if named else run_sql(db, sql, dict(params))
     echo_rows(sort_rows(rows, columns, sort, limit), fmt, columns, not no_headers)
 

@@ -89,7 +89,7 @@ ORDER BY r.start_time IS NULL, r.start_time, s.run_id, s.position""",
 FROM (SELECT name, min(position) AS position FROM run_params WHERE run_id IN (:run_a, :run_b) GROUP BY name) n
 LEFT JOIN run_params a ON a.run_id = :run_a AND a.name = n.name
 LEFT JOIN run_params b ON b.run_id = :run_b AND b.name = n.name
-WHERE a.text IS NOT b.text
+WHERE (a.text IS NULL) <> (b.text IS NULL) OR a.text <> b.text
 ORDER BY n.position, n.name""",
         params=("run_a", "run_b"),
         title="Parameter differences",

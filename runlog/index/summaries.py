@@ -36,7 +36,7 @@ RUN_METRIC_COLUMNS = (
 )
 RUN_PARAM_COLUMNS = ("run_id", "name", "step_name", "key", "position", "direction", "kind", "value", "text")
 # Where a step is missing from the steps table (never in real logs), its keys come last.
-_NO_POSITION = 1 << 40
+NO_POSITION = 1 << 40
 
 
 class NameClaims:
@@ -76,13 +76,15 @@ def run_metric_rows(run_id: str, groups: dict[tuple[str, str], list[tuple]], pos
     grouped by series (:func:`group_series`)."""
     claims = NameClaims()
     out = []
-    for (step_name, key) in sorted(groups, key=lambda g: (positions.get(g[0], _NO_POSITION), g[0], g[1])):
-        out.append(_summary(run_id, claims.claim(step_name, key), step_name, key,
-                            positions.get(step_name, _NO_POSITION), groups[(step_name, key)]))
+    for (step_name, key) in sorted(groups, key=lambda g: (positions.get(g[0], NO_POSITION), g[0], g[1])):
+        out.append(summary_row(run_id, claims.claim(step_name, key), step_name, key,
+                               positions.get(step_name, NO_POSITION), groups[(step_name, key)]))
     return out
 
 
-def _summary(run_id: str, name: str, step_name: str, key: str, position: int, rows: list[tuple]) -> tuple:
+def summary_row(run_id: str, name: str, step_name: str, key: str, position: int, rows: list[tuple]) -> tuple:
+    """One `run_metrics` row from the `metrics` rows of one (step, key) (sorted by step here)."""
+    rows.sort(key=itemgetter(3))  # by step (already in order, almost always)
     kinds = {row[6] for row in rows}
     numbers = [(row[4], row[3]) for row in rows if row[4] is not None]  # (value, step); NaN is NULL
     first, last = rows[0], rows[-1]
@@ -90,7 +92,7 @@ def _summary(run_id: str, name: str, step_name: str, key: str, position: int, ro
         low = min(numbers)  # the lowest value, and on ties the lowest step
         high_value = max(value for value, _ in numbers)
         high = next(pair for pair in numbers if pair[0] == high_value)
-        mean = _mean([value for value, _ in numbers])
+        mean = mean_of([value for value, _ in numbers])
     else:
         low = high = (None, None)
         mean = None
@@ -101,7 +103,7 @@ def _summary(run_id: str, name: str, step_name: str, key: str, position: int, ro
     )
 
 
-def _mean(values: list[float]) -> float | None:
+def mean_of(values: list[float]) -> float | None:
     """The mean, exact where floats allow (fsum); +inf with -inf has none."""
     try:
         return math.fsum(values) / len(values)
@@ -119,12 +121,12 @@ def run_param_rows(run_id: str, param_rows: Iterable[tuple], positions: dict[str
     for row in rows:
         latest[row[1]] = max(latest.get(row[1], 0), row[2])
     chosen = [row for row in rows if row[2] == latest[row[1]]]
-    chosen.sort(key=lambda row: (-1 if row[1] == "" else positions.get(row[1], _NO_POSITION), row[1],
+    chosen.sort(key=lambda row: (-1 if row[1] == "" else positions.get(row[1], NO_POSITION), row[1],
                                  row[3] != "run" and row[3] != "input", row[4]))
     claims = NameClaims()
     return [
         (run_id, claims.claim(step_name, key), step_name, key, -1 if step_name == "" else
-         positions.get(step_name, _NO_POSITION), direction, kind, value, param_text(value_text))
+         positions.get(step_name, NO_POSITION), direction, kind, value, param_text(value_text))
         for _, step_name, _, direction, key, kind, value, value_text in chosen
     ]
 
