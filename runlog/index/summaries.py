@@ -28,6 +28,7 @@ import itertools
 import json
 import math
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 RUN_METRIC_COLUMNS = (
