@@ -395,7 +395,7 @@ def test_a_lake_in_s3_answers_as_sqlite_and_a_rebuild_only_lists(built, s3):
     # every table's count, the leaderboards and histories (whole tables are compared on local disk)
     compare_everything(built / "runlog.db", url, endpoint_url=s3.endpoint, whole_tables=False)
     mark = s3.mark()
-    again = build_lake([built / "store"], url, endpoint_url=s3.endpoint)
+    again = build_lake([built / "runlog.db"], url, endpoint_url=s3.endpoint)
     assert (again.written, again.buckets_written, again.unchanged) == (0, 0, SHAPE.runs + FIXTURE_RUNS)
     requests = [(m, p.split("?")[0], "list-type" in p) for m, p, _ in s3.requests_since(mark)]
     assert {m for m, _, _ in requests} <= {"GET", "HEAD"}  # no PUT, no DELETE
