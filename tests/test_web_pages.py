@@ -468,7 +468,11 @@ def check_buckets(conn, points, buckets: int, steps: tuple[int, int] | None = No
         return
     assert not drawn.exact
     assert len(drawn.means) <= buckets and len(drawn.points) <= 2 * buckets
-    assert len(drawn.means) >= buckets // 2  # the widest tiles still fill the buckets
+    if not finite:  # nothing to draw: no bucket, no point
+        assert drawn.points == [] and drawn.means == []
+        return
+    if len(finite) == len(points):  # (gaps left by NaN and inf may empty some buckets)
+        assert len(drawn.means) >= buckets // 2  # the widest tiles still fill the buckets
     value_at = dict(finite)
     assert all(value_at[step] == value for step, value in drawn.points)  # real points, not averages
     assert [s for s, _ in drawn.points] == sorted(s for s, _ in drawn.points)
@@ -497,6 +501,14 @@ def test_downsampling_keeps_each_buckets_lowest_and_highest_point():
         check_buckets(conn, points, buckets)
     for steps in ((7_000, 8_000), (100, 19_000), (12_345, 12_345), (-5, 3), (19_990, 50_000), (30_000, 40_000)):
         check_buckets(conn, points, 40, steps)  # a zoom: whole tiles inside, points at the ends
+
+
+def test_downsampling_of_a_series_with_no_finite_point():
+    points = [(0, None), (1, None), (2, float("inf"))]  # found by the property below
+    for buckets in (1, 2):
+        check_buckets(series_db(points), points, buckets)
+    points = [(step, None) for step in range(50)] + [(50, 1.0)]
+    check_buckets(series_db(points), points, 10)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
