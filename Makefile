@@ -47,8 +47,11 @@ chromium:
 demo: setup
 	@$(BIN)/python examples/demo.py
 
+# In parallel, one module per worker at a time (see group_by_module in tests/conftest.py);
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= auto
 test: setup-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 soak: setup-test
 	$(BIN)/python -m pytest -q --soak tests/reliability

@@ -19,13 +19,27 @@ def pytest_addoption(parser):
     parser.addoption("--soak", action="store_true", help="run the long crash/fuzz variants")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+    group_by_module(items)
     if config.getoption("--soak"):
         return
     skip = pytest.mark.skip(reason="long soak variant: run with --soak (make soak)")
     for item in items:
         if "soak" in item.keywords:
             item.add_marker(skip)
+
+
+def group_by_module(items) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (make test), each module runs in one worker,
+    so its module-scoped fixtures (an index, a server, a browser) are built once; and
+    every module that talks to the MLflow server runs in the same worker, so one server
+    serves them all. A test's own ``xdist_group`` mark wins."""
+    mlflow_modules = {item.path for item in items if "mlflow_server" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "mlflow" if item.path in mlflow_modules else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
