@@ -19,11 +19,10 @@ import os
 import sqlite3
 from typing import Any
 
-from .client import TAG_RUN_ID
+from .client import TAG_BRANCH, TAG_RUN_ID
 from .naming import Mapper, MetricPoint, mlflow_status, time_ms
 from .plan import RunPlan, clean_tags, connect_index, param_text, plan_run
 
-TAG_BRANCH = "runlog.branch"
 BRANCH_MODES = ("none", "child-runs")
 
 

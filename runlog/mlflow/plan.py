@@ -50,9 +50,10 @@ class RunPlan:
 
     @property
     def digest(self) -> str:
-        """A hash of the whole plan: an exported run whose digest matches is skipped."""
+        """A hash of what the run holds (not where it goes): an exported run whose digest
+        matches is skipped, wherever it is."""
         body = json.dumps(
-            [self.experiment, self.status, self.start_time_ms, self.end_time_ms, sorted(self.tags.items()),
+            [self.status, self.start_time_ms, self.end_time_ms, sorted(self.tags.items()),
              sorted(self.params.items()), [list(m) for m in self.metrics]],
             allow_nan=True, default=str,
         )
