@@ -220,12 +220,12 @@ class _Exporter:
             self._local.conn = connect_index(self.db_path)
         return self._local.conn
 
-    def lookup(self, experiment_id: str) -> ServerRuns:
+    def lookup(self, experiment_id: str | None) -> ServerRuns:
         """The runs already in MLflow: the whole server's, or with ``copy`` the target experiment's."""
-        scope = experiment_id if self.options.copy else None
+        scope = (experiment_id or "") if self.options.copy else None
         with self._lock:
             if scope not in self._lookups:
-                self._lookups[scope] = ServerRuns(self.client, None if scope is None else [scope])
+                self._lookups[scope] = ServerRuns(self.client, None if scope is None else [scope] if scope else [])
             return self._lookups[scope]
 
     def export_one(self, run_id: str) -> RunOutcome:
@@ -241,20 +241,23 @@ class _Exporter:
             return RunOutcome(run_id, "failed", error=f"run {run_id}: {message}")
 
     def _export(self, plan: RunPlan) -> RunOutcome:
-        experiment_id = self.experiments.id_for(plan.experiment)
+        experiment_id = self.experiments.id_for(plan.experiment, create=False)  # created with the first run
         lookup = self.lookup(experiment_id)
         run, children = lookup.find(plan.run_id, experiment_id)
         outcome = RunOutcome(plan.run_id, "skipped", plan.experiment, renamed=plan.renamed,
                              truncated=plan.truncated, child_runs=len(plan.children))
-        if run is not None and self.options.replace:
+        if run is not None and run.info.experiment_id != experiment_id and not (
+                self.options.replace and self.options.experiment):
+            experiment_id = run.info.experiment_id  # its one place on this server
+            outcome.experiment = lookup.experiment_name(experiment_id)
+            outcome.note = f"already in experiment {outcome.experiment}"
+        if run is not None and self.options.replace:  # anew, where it was unless --experiment says
             for old in [run, *children.values()]:
                 self.client.delete_run(old.info.run_id)
             outcome.note = f"replaced MLflow run {run.info.run_id}"
             run, children = None, {}
-        elif run is not None and run.info.experiment_id != experiment_id:
-            experiment_id = run.info.experiment_id  # its one place on this server
-            outcome.experiment = lookup.experiment_name(experiment_id)
-            outcome.note = f"already in experiment {outcome.experiment}"
+        elif run is None:
+            experiment_id = self.experiments.id_for(plan.experiment)
         # Everything is worked out before anything is sent: a refused run is left untouched.
         work = [(p, *_todo(self.client, p, run if not p.branch else children.get(p.branch))) for p in plan.all_plans()]
         parent_id = None
