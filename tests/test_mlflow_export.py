@@ -400,11 +400,18 @@ def test_changed_run_is_updated_and_conflicts_name_the_run(tmp_path, mlflow_serv
     db = synthetic_db(tmp_path / "b", [synthetic_run("grow-1", "t", 4)])
     again = run_export("grow-1", "--experiment", "grow", db=db, uri=uri)
     assert again.exit_code == 0, again.output
-    assert again.stdout.splitlines()[-1] == "1 run exported (1 resumed), 0 skipped as already in MLflow, 0 failed; 4 metric points and 0 params sent"
+    # acc of step 1 was 1/2 of 2 points, is 1/4 of 4 now: logged again, later, so MLflow's value is the new one.
+    assert again.stdout.splitlines()[-1] == (
+        "1 run exported (1 resumed), 0 skipped as already in MLflow, 0 failed; 5 metric points and 0 params sent "
+        "(1 changed point logged again)"
+    )
     client = MlflowClient(uri)
     run = runs_of(client, "grow")["grow-1"]
     assert run.info.status == "FINISHED"
     assert [step for step, _, _ in history(client, run, "loss")] == [0, 1, 2, 3]
+    acc = history(client, run, "acc")
+    assert [(step, value) for step, value, _ in acc] == [(0, 0.0), (1, 0.25), (1, 0.5), (2, 0.5), (3, 0.75)]
+    assert max(acc[1:3], key=lambda point: point[2])[1] == 0.25
     # A value that changed can not be changed in MLflow: a clear error naming the run and param.
     changed = synthetic_run("grow-1", "t", 4)
     changed.steps["train"].user_defined_metrics["note"] = "second"
