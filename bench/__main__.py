@@ -1,7 +1,7 @@
 """Run every benchmark: `make bench`, or
 
     .venv/bin/python -m bench [--quick] [--shape 500x10x10x100] [--only ingest,query,export,runs,web,lake]
-                              [--export-shape 10x10x10x40] [--work DIR]
+                              [--export-shape 10x10x10x40] [--verify-runs 100] [--work DIR]
 
 The default shape is the "large" set: 500 runs x 10 steps x 10 keys x 100 increments,
 about 5 million metric points in all four layouts/generations. ``--quick`` uses a small
@@ -11,7 +11,9 @@ ingest (it asks the index and MLflow store that ingest built). ``runs`` sorts an
 100,000 runs by metric and param beside MLflow's search_runs on 10,000 of them (10,000
 and 1,000 with ``--quick``). ``web`` times runlog's pages on 300 runs x 2 metrics x 10,000
 steps (30 x 2 x 2,000 with ``--quick``). ``lake`` builds a Parquet lake from the same
-shape of seed-format JSON against the SQLite ingest. Nothing asserts on time.
+shape of seed-format JSON against the SQLite ingest. ``export`` also times
+``--verify`` of ``--verify-runs`` runs x 10 metrics x 100 steps (default 100, 20 with
+``--quick``; 1000 is the full size) next to their export. Nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"small shapes ({QUICK}, export {QUICK_EXPORT})")
     parser.add_argument("--shape", help=f"RUNSxSTEPSxKEYSxINCREMENTS of the ingest/query set (default {LARGE})")
     parser.add_argument("--export-shape", help=f"shape of the export set (default {EXPORT})")
+    parser.add_argument("--verify-runs", type=int,
+                        help="runs (x 10 metrics x 100 steps) of the export/--verify measure (default 100; full: 1000)")
     parser.add_argument("--only", default="ingest,query,export,runs,web,lake",
                         help="comma-separated: ingest, query, export, runs, web, lake")
     parser.add_argument("--work", type=Path, help="keep the generated data here (reused when run again)")
@@ -116,6 +120,10 @@ def main() -> None:
             print(text, flush=True)
             tables.append(text)
             print(f"wrote {save('export', results, stamp)}")
+            results, text = bench_export.run_verify(work / "export", args.verify_runs or (20 if args.quick else 100))
+            print(text, flush=True)
+            tables.append(text)
+            print(f"wrote {save('export-verify', results, stamp)}")
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

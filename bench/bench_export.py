@@ -6,6 +6,10 @@ once with a server of 1 worker process and once with MLflow's default of 4. Both
 export and the log_batch loop send the same metrics, params and tags, create the runs and
 end them; the export's time also includes reading the index. The per-point loop sends
 ``per_point`` points (or as many as fit in ``per_point_seconds``).
+
+:func:`run_verify` times ``runlog export mlflow --verify`` of N runs x 10 metrics x 100
+steps next to the export of the same runs (``python -m bench --only export --verify-runs
+1000`` for the full size; the default, 100 runs, suits a 2-core machine).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from bench.generate import Shape, generate
 from runlog.index import ingest
 from runlog.mlflow.export import export_runs
 from runlog.mlflow.plan import connect_index, plan_run
+from runlog.mlflow.verify import verify_runs
+
+VERIFY_SHAPE = (2, 5, 100)  # steps x keys x increments: 10 metrics of 100 steps a run
 
 
 def _batch_loop(client, experiment: str, plans: list) -> int:
@@ -118,4 +125,31 @@ def run(work: Path, shape: Shape, per_point: int = 2000, server_workers: tuple[i
         ["server", "measure", "seconds", "points", "points/s", "best export / this", "target", "verdict"],
         rows,
     )
+    return results, text
+
+
+def run_verify(work: Path, runs: int, workers: int = 4) -> tuple[dict[str, Any], str]:
+    """Export ``runs`` runs x 10 metrics x 100 steps to a fresh local server (1 worker
+    process), then ``--verify`` them; both timed. ``(results, table text)``."""
+    store, db = work / f"verify-store-{runs}", work / f"verify-{runs}.db"
+    if not store.exists():
+        generate(store, Shape(runs, *VERIFY_SHAPE))
+        age(store, 3600)
+    ingest([store], db)
+    with mlflow_side.Server(work / f"mlflow-verify-{runs}", workers=1) as server:
+        print(f"verify: export of {runs} runs ...", flush=True)
+        export_s, report = timed(lambda: export_runs(db, tracking_uri=server.uri, workers=workers, experiment="verify"))
+        if report.failed:
+            raise RuntimeError(f"export failed: {report.errors[:3]}")
+        print(f"verify: --verify of {runs} runs ...", flush=True)
+        verify_s, checked = timed(lambda: verify_runs(db, tracking_uri=server.uri, workers=workers,
+                                                      experiment="verify"))
+    if not checked.ok:
+        raise RuntimeError(f"verify after export: {checked.summary()}")
+    points = sum(o.metric_points for o in report.outcomes)
+    rows = [[f"runlog export mlflow --workers {workers}", export_s, runs, points, points / export_s],
+            [f"runlog export mlflow --verify --workers {workers}", verify_s, runs, points, points / verify_s]]
+    results = {"runs": runs, "points": points, "export_seconds": export_s, "verify_seconds": verify_s}
+    text = table(f"Export, then --verify: {runs} runs x 10 metrics x 100 steps, local MLflow server (1 worker)",
+                 ["measure", "seconds", "runs", "points", "points/s"], rows)
     return results, text

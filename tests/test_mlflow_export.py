@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -35,6 +36,8 @@ from mlflow.utils.validation import (  # noqa: E402
     path_not_unique,
     validate_param_and_metric_name,
 )
+
+pytestmark = pytest.mark.xdist_group("mlflow")
 
 # "emit api metrics" of legacy-track-this ended at 2026-11-26 09:29:11.835535 (read as UTC).
 API_TS = 1795685351835
@@ -190,7 +193,7 @@ def test_dry_run_does_not_contact_mlflow(fixture_db):
     rows = json.loads(result.stdout)
     assert rows == [{
         "run_id": "legacy-track-this", "experiment": "legacy-demo", "status": "FINISHED", "metric_points": 10,
-        "metrics": 7, "params": 7, "tags": 8, "renamed": 0, "truncated": 0,
+        "metrics": 7, "params": 7, "tags": 10, "renamed": 0, "truncated": 0,
     }]
     assert "error: run no-such-run is not in the index" in result.stderr
 
@@ -250,6 +253,11 @@ def mlflow_docs() -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
+def same_ids(text: str) -> str:
+    """``text`` with every MLflow run id (32 hex digits) alike: the README shows one."""
+    return re.sub(r"\b[0-9a-f]{32}\b", "<mlflow run id>", text)
+
+
 def run_console_block(block: str, folder: Path, env: dict, uri: str) -> None:
     commands: list[tuple[str, list[str]]] = []
     for line in block.split("\n"):
@@ -260,7 +268,8 @@ def run_console_block(block: str, folder: Path, env: dict, uri: str) -> None:
     for command, expected in commands:
         done = subprocess.run(["bash", "-c", command.replace(DOC_URI, uri)], cwd=folder, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
-        assert done.stdout.rstrip("\n") == "\n".join(expected).replace(DOC_URI, uri), f"`{command}` printed:\n{done.stdout}"
+        wanted = "\n".join(expected).replace(DOC_URI, uri)
+        assert same_ids(done.stdout.rstrip("\n")) == same_ids(wanted), f"`{command}` printed:\n{done.stdout}"
 
 
 def test_docs_run_as_shown_and_mlflow_has_the_fixtures(tmp_path, fixture_store, mlflow_server):
@@ -391,11 +400,18 @@ def test_changed_run_is_updated_and_conflicts_name_the_run(tmp_path, mlflow_serv
     db = synthetic_db(tmp_path / "b", [synthetic_run("grow-1", "t", 4)])
     again = run_export("grow-1", "--experiment", "grow", db=db, uri=uri)
     assert again.exit_code == 0, again.output
-    assert again.stdout.splitlines()[-1] == "1 run exported (1 resumed), 0 skipped as already in MLflow, 0 failed; 4 metric points and 0 params sent"
+    # acc of step 1 was 1/2 of 2 points, is 1/4 of 4 now: logged again, later, so MLflow's value is the new one.
+    assert again.stdout.splitlines()[-1] == (
+        "1 run exported (1 resumed), 0 skipped as already in MLflow, 0 failed; 5 metric points and 0 params sent "
+        "(1 changed point logged again)"
+    )
     client = MlflowClient(uri)
     run = runs_of(client, "grow")["grow-1"]
     assert run.info.status == "FINISHED"
     assert [step for step, _, _ in history(client, run, "loss")] == [0, 1, 2, 3]
+    acc = history(client, run, "acc")
+    assert [(step, value) for step, value, _ in acc] == [(0, 0.0), (1, 0.25), (1, 0.5), (2, 0.5), (3, 0.75)]
+    assert max(acc[1:3], key=lambda point: point[2])[1] == 0.25
     # A value that changed can not be changed in MLflow: a clear error naming the run and param.
     changed = synthetic_run("grow-1", "t", 4)
     changed.steps["train"].user_defined_metrics["note"] = "second"
@@ -404,7 +420,8 @@ def test_changed_run_is_updated_and_conflicts_name_the_run(tmp_path, mlflow_serv
     assert refused.exit_code == 1
     assert refused.stderr == (
         f"error: run grow-1: param note_0 is 'first' in MLflow run {run.info.run_id} but 'second' in runlog; "
-        "MLflow cannot change a param: delete that MLflow run and export again\n"
+        "MLflow cannot change a param: export it again with `runlog export mlflow grow-1 --replace` "
+        "(deletes that MLflow run and exports the run anew)\n"
     )
 
 
@@ -422,7 +439,7 @@ def test_deleted_experiment_is_a_clear_error(fixture_db, mlflow_server):
 def test_refused_request_names_the_run_and_the_others_go_on(fixture_db, mlflow_server):
     with sqlite3.connect(fixture_db) as conn:  # a clock before 1970: MLflow refuses the timestamp
         conn.execute("UPDATE metrics SET timestamp_ms = -5 WHERE run_id = 'case2-metrics'")
-    result = run_export("case1-simple", "case2-metrics", "--experiment", "refused", db=fixture_db, uri=mlflow_server.uri)
+    result = run_export("case1-simple", "case2-metrics", "--experiment", "refused", "--copy", db=fixture_db, uri=mlflow_server.uri)
     assert result.exit_code == 1
     assert result.stdout.splitlines()[-1] == "1 run exported, 0 skipped as already in MLflow, 1 failed; 0 metric points and 2 params sent"
     assert result.stderr == (
@@ -435,7 +452,7 @@ def test_refused_request_names_the_run_and_the_others_go_on(fixture_db, mlflow_s
 def test_transient_errors_are_retried(fixture_db, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")  # keep the test quick
     with FlakyProxy(mlflow_server.uri, failures=2) as proxy:
-        result = run_export("legacy-track-this", "--experiment", "flaky", db=fixture_db, uri=proxy.uri)
+        result = run_export("legacy-track-this", "--experiment", "flaky", "--copy", db=fixture_db, uri=proxy.uri)
     assert result.exit_code == 0, result.output
     assert proxy.failed == 2
     assert result.stdout.splitlines()[-1] == "1 run exported, 0 skipped as already in MLflow, 0 failed; 10 metric points and 7 params sent"
@@ -453,7 +470,7 @@ def export_process(db: Path, uri: str, experiment: str, workers: int = 1) -> sub
     env = dict(os.environ, MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1")
     return subprocess.Popen(
         [sys.executable, "-m", "runlog.cli", "export", "mlflow", "--all", "--db", str(db), "--tracking-uri", uri,
-         "--experiment", experiment, "--workers", str(workers), "--quiet"],
+         "--experiment", experiment, "--copy", "--workers", str(workers), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
     )
 
@@ -495,10 +512,10 @@ def test_killed_exporter_is_completed_by_the_next_export(bulk_db, mlflow_server)
     before = runs_of(client, "bulk-killed")
     assert sum(r.data.tags.get("runlog.export_complete") == "true" for r in before.values()) < RUNS, "not interrupted"
 
-    result = run_export("--all", "--experiment", "bulk-killed", db=bulk_db, uri=mlflow_server.uri)
+    result = run_export("--all", "--experiment", "bulk-killed", "--copy", db=bulk_db, uri=mlflow_server.uri)
     assert result.exit_code == 0, result.output
     assert_complete(client, "bulk-killed")
-    again = run_export("--all", "--experiment", "bulk-killed", db=bulk_db, uri=mlflow_server.uri)
+    again = run_export("--all", "--experiment", "bulk-killed", "--copy", db=bulk_db, uri=mlflow_server.uri)
     assert again.stdout.splitlines()[-1] == f"0 runs exported, {RUNS} skipped as already in MLflow, 0 failed; 0 metric points and 0 params sent"
 
 
@@ -518,6 +535,6 @@ def test_server_gone_mid_export_then_back(bulk_db, mlflow_server):
     failed = int(stdout.split(" skipped as already in MLflow, ")[1].split(" failed")[0])
     assert failed == len(lines) and failed > 0
 
-    result = run_export("--all", "--experiment", "bulk-server", db=bulk_db, uri=mlflow_server.uri)
+    result = run_export("--all", "--experiment", "bulk-server", "--copy", db=bulk_db, uri=mlflow_server.uri)
     assert result.exit_code == 0, result.output
     assert_complete(client, "bulk-server")

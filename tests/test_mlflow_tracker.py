@@ -15,6 +15,8 @@ mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip i
 from mlflow import MlflowClient  # noqa: E402
 
 
+pytestmark = pytest.mark.xdist_group("mlflow")
+
 @pytest.fixture
 def mlflow_tracking(monkeypatch, mlflow_server):
     """RUNLOG_EXPERIMENT_TRACKER=mlflow against the session server; do-nothing again afterwards."""

@@ -21,6 +21,12 @@ from ..errors import MissingExtra, RunlogError
 TAG_RUN_ID = "runlog.run_id"
 TAG_COMPLETE = "runlog.export_complete"
 TAG_DIGEST = "runlog.export_digest"
+TAG_BRANCH = "runlog.branch"  # a branch's child run (--branches child-runs)
+TAG_PARENT = "mlflow.parentRunId"
+# MLflow 3 opens an experiment in the runs table (not the GenAI view) with this tag.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+SEARCH_PAGE = 1000  # runs per search_runs page
+SEARCH_EXPERIMENTS = 100  # experiment ids per search_runs request
 BATCH_ENTITIES = 1000  # metrics + params + tags in one log_batch
 BATCH_PARAMS = 100  # and at most 100 params, 100 tags
 BATCH_BYTES = 900_000  # MLflow refuses a log_batch request over 1 MB
@@ -146,8 +152,8 @@ class Experiments:
                 if found is None and not create:
                     return None
                 if found is None:
-                    try:
-                        self.client.create_experiment(name)
+                    try:  # an experiment that exists is left as it is
+                        self.client.create_experiment(name, tags=EXPERIMENT_KIND)
                     except Exception as exc:  # another exporter created it meanwhile
                         if "RESOURCE_ALREADY_EXISTS" not in str(getattr(exc, "error_code", "")):
                             raise
@@ -161,6 +167,50 @@ class Experiments:
             return self._ids[name]
 
 
+class ServerRuns:
+    """The MLflow runs that carry ``runlog.run_id``, by that id, in every active
+    experiment of the server (or in ``experiment_ids``): one paged ``search_runs`` per
+    100 experiments, whatever the number of runs.
+
+    >>> ServerRuns(MlflowClient("http://127.0.0.1:5000")).find("blazing-colden-0544")   # doctest: +SKIP
+    (<Run: ...>, {})
+    """
+
+    def __init__(self, client, experiment_ids: Sequence[str] | None = None):
+        self.names: dict[str, str] = {}
+        if experiment_ids is None:
+            token = None
+            while True:
+                page = client.search_experiments(max_results=SEARCH_PAGE, page_token=token)
+                self.names.update((e.experiment_id, e.name) for e in page)
+                token = page.token
+                if not token:
+                    break
+        ids = list(experiment_ids) if experiment_ids is not None else list(self.names)
+        self.runs: dict[str, list[Any]] = {}
+        for start in range(0, len(ids), SEARCH_EXPERIMENTS):
+            for run_id, runs in existing_runs(client, ids[start:start + SEARCH_EXPERIMENTS]).items():
+                self.runs.setdefault(run_id, []).extend(runs)
+
+    def find(self, run_id: str, experiment_id: str | None = None) -> tuple[Any | None, dict[str, Any]]:
+        """``(run, {branch: child run})`` of runlog run ``run_id``: the one in
+        ``experiment_id`` if there is one there, else the one found elsewhere."""
+        found = self.runs.get(run_id, [])
+        parents = [r for r in found if not r.data.tags.get(TAG_BRANCH)]
+        here = [r for r in parents if r.info.experiment_id == experiment_id]
+        parent = pick_existing(here or parents)
+        if parent is None:
+            return None, {}
+        children: dict[str, list[Any]] = {}
+        for run in found:
+            if run.data.tags.get(TAG_BRANCH) and run.data.tags.get(TAG_PARENT) == parent.info.run_id:
+                children.setdefault(run.data.tags[TAG_BRANCH], []).append(run)
+        return parent, {branch: pick_existing(runs) for branch, runs in children.items()}
+
+    def experiment_name(self, experiment_id: str) -> str:
+        return self.names.get(experiment_id, experiment_id)
+
+
 def pick_existing(runs: Sequence[Any]) -> Any | None:
     """Of several MLflow runs carrying one runlog.run_id, the complete one, else the oldest."""
     if not runs:
@@ -170,19 +220,21 @@ def pick_existing(runs: Sequence[Any]) -> Any | None:
     )[0]
 
 
-def existing_runs(client, experiment_id: str) -> dict[str, list[Any]]:
-    """MLflow runs of one experiment that carry ``runlog.run_id``, by that id."""
+def existing_runs(client, experiment_ids: str | Sequence[str]) -> dict[str, list[Any]]:
+    """MLflow runs of the experiment(s) that carry ``runlog.run_id``, by that id."""
     found: dict[str, list[Any]] = {}
     token = None
-    while True:
+    ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+    while ids:
         page = client.search_runs(
-            [experiment_id], filter_string=f"tags.`{TAG_RUN_ID}` != ''", max_results=1000, page_token=token
+            ids, filter_string=f"tags.`{TAG_RUN_ID}` != ''", max_results=SEARCH_PAGE, page_token=token
         )
         for run in page:
             found.setdefault(run.data.tags.get(TAG_RUN_ID), []).append(run)
         token = page.token
         if not token:
-            return found
+            break
+    return found
 
 
 def find_run(client, experiment_id: str, run_id: str) -> Any | None:
@@ -192,9 +244,10 @@ def find_run(client, experiment_id: str, run_id: str) -> Any | None:
     elif '"' not in run_id:
         quoted = f'"{run_id}"'
     else:  # both quote kinds: no filter literal can hold it, list them all
-        return pick_existing(existing_runs(client, experiment_id).get(run_id, []))
+        runs = existing_runs(client, experiment_id).get(run_id, [])
+        return pick_existing([r for r in runs if not r.data.tags.get(TAG_BRANCH)])
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_RUN_ID}` = {quoted}", max_results=50)
-    return pick_existing([r for r in runs if r.data.tags.get(TAG_RUN_ID) == run_id])
+    return pick_existing([r for r in runs if r.data.tags.get(TAG_RUN_ID) == run_id and not r.data.tags.get(TAG_BRANCH)])
 
 
 def batches(params: dict[str, str], tags: dict[str, str], metrics: Sequence[Any]) -> Iterable[tuple[list, list, list]]:
@@ -236,3 +289,8 @@ def send(client, mlflow_run_id: str, params: dict[str, str], tags: dict[str, str
             tags=[RunTag(k, v) for k, v in out_t],
             synchronous=True,
         )
+
+
+def histories(client, mlflow_run_id: str, keys: Iterable[str]) -> dict[str, list[Any]]:
+    """The metric history of each of ``keys`` in one MLflow run."""
+    return {key: client.get_metric_history(mlflow_run_id, key) for key in keys}

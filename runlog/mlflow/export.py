@@ -1,7 +1,13 @@
-"""Export runs from the SQLite index to MLflow: batched, in parallel, idempotent and
-resumable. An exported MLflow run carries ``runlog.run_id``; the tags
-``runlog.export_digest`` and ``runlog.export_complete`` are set last, so a run whose
-digest matches is skipped, and one an earlier export did not finish is completed.
+"""Export runs from the SQLite index to MLflow: batched, in parallel, exactly once per
+tracking server, idempotent and resumable.
+
+An exported MLflow run carries ``runlog.run_id``; before creating one, the export looks
+that id up in every experiment of the server (one paged search per 100 experiments),
+so a run is never exported twice, wherever it went (``copy=True`` makes a second copy in
+the target experiment on purpose). The tags ``runlog.export_digest`` and
+``runlog.export_complete`` are set last: a run whose digest matches is skipped; one that
+an earlier export did not finish, or that changed since, is brought up to date (see
+:func:`runlog.mlflow.compare.delta`); ``replace=True`` deletes it and exports it anew.
 
 >>> report = export_runs("runlog.db", ["blazing-colden-0544"],
 ...                      tracking_uri="http://127.0.0.1:5000")    # doctest: +SKIP
@@ -20,29 +26,31 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import RunlogError
+from .branches import plan_runs
 from .client import (
     TAG_COMPLETE,
     TAG_DIGEST,
+    TAG_PARENT,
     TAG_RUN_ID,
     Experiments,
     ExportError,
+    ServerRuns,
     check_server,
     configure_http,
     describe,
-    existing_runs,
     is_unreachable,
-    pick_existing,
     require_mlflow,
     send,
 )
-from .naming import MetricPoint
-from .plan import RunPlan, connect_index, json_equal, plan_run, select_runs
+from .compare import delta
+from .plan import RunPlan, connect_index, select_runs
 
 
 @dataclasses.dataclass
 class RunOutcome:
     """What happened to one run: exported (new), resumed (completed or updated an
-    earlier export), skipped (already in MLflow), failed."""
+    earlier export), replaced (deleted in MLflow and exported anew), skipped (already
+    in MLflow, as it is in the index), failed."""
 
     run_id: str
     outcome: str
@@ -50,13 +58,19 @@ class RunOutcome:
     mlflow_run_id: str = ""
     metric_points: int = 0
     params: int = 0
+    renamed: int = 0
+    truncated: int = 0
+    changed: list[str] = dataclasses.field(default_factory=list)
+    child_runs: int = 0
     error: str = ""
+    note: str = ""
 
     def row(self) -> dict[str, Any]:
         """The report's row of this run."""
         return {"run_id": self.run_id, "outcome": self.outcome, "experiment": self.experiment,
                 "mlflow_run_id": self.mlflow_run_id, "metric_points": self.metric_points, "params": self.params,
-                "error": self.error}
+                "renamed": self.renamed, "truncated": self.truncated, "changed": self.changed,
+                "child_runs": self.child_runs, "note": self.error or self.note}
 
 
 @dataclasses.dataclass
@@ -69,7 +83,7 @@ class ExportReport:
 
     @property
     def exported(self) -> int:
-        return self.count("exported", "resumed")
+        return self.count("exported", "resumed", "replaced")
 
     @property
     def resumed(self) -> int:
@@ -90,15 +104,31 @@ class ExportReport:
     def summary(self) -> str:
         points = sum(o.metric_points for o in self.outcomes)
         params = sum(o.params for o in self.outcomes)
-        resumed = f" ({self.resumed} resumed)" if self.resumed else ""
-        return (
-            f"{_n(self.exported, 'run')} exported{resumed}, {self.skipped} skipped as already in MLflow, "
-            f"{self.failed} failed; {_n(points, 'metric point')} and {_n(params, 'param')} sent"
+        changed = sum(len(o.changed) for o in self.outcomes)
+        more = [f"{n} {kind}" for kind, n in (("resumed", self.resumed), ("replaced", self.count("replaced"))) if n]
+        line = (
+            f"{_n(self.exported, 'run')} exported{' (' + ', '.join(more) + ')' if more else ''}, "
+            f"{self.skipped} skipped as already in MLflow, {self.failed} failed; "
+            f"{_n(points, 'metric point')} and {_n(params, 'param')} sent"
         )
+        return line + (f" ({changed} changed point{'s' if changed != 1 else ''} logged again)" if changed else "")
 
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+@dataclasses.dataclass
+class ExportOptions:
+    """How runs are exported: ``experiment`` for all (else each run's tag), ``copy`` (look
+    only in the target experiment, so a run exported elsewhere gets a second copy),
+    ``replace`` (delete a run found in MLflow and export it anew), ``child_runs`` (a
+    branch of a parallel or map step as a child run)."""
+
+    experiment: str | None = None
+    copy: bool = False
+    replace: bool = False
+    child_runs: bool = False
 
 
 def export_runs(
@@ -112,20 +142,35 @@ def export_runs(
     workers: int = 4,
     dry_run: bool = False,
     progress: Callable[[int, int, RunOutcome], None] | None = None,
+    copy: bool = False,
+    replace: bool = False,
+    branches: str = "none",
 ) -> ExportReport:
     """Export runs of the index to MLflow: the named runs, or all runs matching
-    ``tag``/``status`` when none are named. Idempotent and resumable (see module doc).
+    ``tag``/``status`` when none are named. Exactly once per server, idempotent and
+    resumable (see module doc). ``branches="child-runs"``: branches as child runs.
     ``progress(done, total, outcome)`` is called as each run finishes.
 
     >>> export_runs("runlog.db", tag="nightly", tracking_uri="http://127.0.0.1:5000").summary()  # doctest: +SKIP
     '3 runs exported, 0 skipped as already in MLflow, 0 failed; 120 metric points and 9 params sent'
     """
+    options = ExportOptions(experiment, copy, replace, branches == "child-runs")
     conn = connect_index(db_path)
     found, missing = select_runs(conn, run_ids, tag, status)
     report = ExportReport([RunOutcome(r, "failed", error=f"run {r} is not in the index {db_path}") for r in missing])
     if dry_run:
-        report.plans = [plan_run(conn, r, experiment) for r in found]
+        report.plans = [p for r in found for p in plan_runs(conn, r, experiment, options.child_runs).all_plans()]
         return report
+    client, tracking_uri = connect(tracking_uri)
+    exporter = _Exporter(client, db_path, tracking_uri, options)
+    report.outcomes += run_all(exporter.export_one, found, workers, progress, report.outcomes)
+    order = {r: i for i, r in enumerate(list(missing) + found)}
+    report.outcomes.sort(key=lambda o: order.get(o.run_id, 0))
+    return report
+
+
+def connect(tracking_uri: str | None) -> tuple[Any, str]:
+    """An ``MlflowClient`` of a server that answers, and its URI."""
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not tracking_uri:
         raise ExportError("no MLflow tracking URI: pass --tracking-uri or set $MLFLOW_TRACKING_URI")
@@ -134,36 +179,38 @@ def export_runs(
     check_server(tracking_uri)
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    exporter = _Exporter(client, db_path, tracking_uri, experiment)
-    total = len(report.outcomes) + len(found)
-    for done, outcome in enumerate(report.outcomes, start=1):
+    return MlflowClient(tracking_uri=tracking_uri), tracking_uri
+
+
+def run_all(work: Callable[[str], Any], run_ids: list[str], workers: int, progress, before: list) -> list:
+    """``work(run_id)`` for each run on ``workers`` threads; results as they finish."""
+    total = len(before) + len(run_ids)
+    for done, outcome in enumerate(before, start=1):
         if progress:
             progress(done, total, outcome)
+    results: list = []
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        futures = [pool.submit(exporter.export_one, r) for r in found]
+        futures = [pool.submit(work, r) for r in run_ids]
         for future in concurrent.futures.as_completed(futures):
-            report.outcomes.append(future.result())
+            results.append(future.result())
             if progress:
-                progress(len(report.outcomes), total, report.outcomes[-1])
+                progress(len(before) + len(results), total, results[-1])
     finally:  # on Ctrl-C, do not start the queued runs; the next export completes them
         pool.shutdown(wait=False, cancel_futures=True)
-    order = {r: i for i, r in enumerate(list(missing) + found)}
-    report.outcomes.sort(key=lambda o: order.get(o.run_id, 0))
-    return report
+    return results
 
 
 class _Exporter:
     """Exports one run at a time, from any thread; stops early once the server is gone."""
 
-    def __init__(self, client, db_path, tracking_uri: str, experiment: str | None):
+    def __init__(self, client, db_path, tracking_uri: str, options: ExportOptions):
         self.client = client
         self.db_path = db_path
         self.tracking_uri = tracking_uri
-        self.experiment = experiment
+        self.options = options
         self.experiments = Experiments(client)
-        self._existing: dict[str, dict[str, list[Any]]] = {}
+        self._lookups: dict[str | None, ServerRuns] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self.server_gone = ""
@@ -173,62 +220,83 @@ class _Exporter:
             self._local.conn = connect_index(self.db_path)
         return self._local.conn
 
-    def existing(self, experiment_id: str, run_id: str) -> Any | None:
+    def lookup(self, experiment_id: str | None) -> ServerRuns:
+        """The runs already in MLflow: the whole server's, or with ``copy`` the target experiment's."""
+        scope = (experiment_id or "") if self.options.copy else None
         with self._lock:
-            if experiment_id not in self._existing:
-                self._existing[experiment_id] = existing_runs(self.client, experiment_id)
-            return pick_existing(self._existing[experiment_id].get(run_id, []))
+            if scope not in self._lookups:
+                self._lookups[scope] = ServerRuns(self.client, None if scope is None else [scope] if scope else [])
+            return self._lookups[scope]
 
     def export_one(self, run_id: str) -> RunOutcome:
         if self.server_gone:
             return RunOutcome(run_id, "failed", error=f"run {run_id}: not attempted: {self.server_gone}")
         try:
-            plan = plan_run(self.conn(), run_id, self.experiment)
-            return self._send(plan)
+            plan = plan_runs(self.conn(), run_id, self.options.experiment, self.options.child_runs)
+            return self._export(plan)
         except Exception as exc:  # one run's failure must not stop the others
             message = exc.args[0] if isinstance(exc, RunlogError) else describe(exc, self.tracking_uri)
             if is_unreachable(exc):
                 self.server_gone = message
             return RunOutcome(run_id, "failed", error=f"run {run_id}: {message}")
 
-    def _send(self, plan: RunPlan) -> RunOutcome:
-        client = self.client
-        experiment_id = self.experiments.id_for(plan.experiment)
-        run = self.existing(experiment_id, plan.run_id)
-        tags_done = run.data.tags if run else {}
-        if tags_done.get(TAG_COMPLETE) == "true" and tags_done.get(TAG_DIGEST) == plan.digest:
-            return RunOutcome(plan.run_id, "skipped", plan.experiment, run.info.run_id)
-        if run is None:
-            run = client.create_run(
-                experiment_id, start_time=plan.start_time_ms, tags={TAG_RUN_ID: plan.run_id}, run_name=plan.run_id
-            )
-            outcome, params, metrics = "exported", plan.params, plan.metrics
-        else:
-            outcome = "resumed"
-            params, metrics = self._missing(run, plan)
-        mlflow_run_id = run.info.run_id
-        send(client, mlflow_run_id, params, plan.tags, metrics)
-        client.set_terminated(mlflow_run_id, plan.status, end_time=plan.end_time_ms)
-        # Set last: an export killed before this line is completed by the next one.
-        send(client, mlflow_run_id, {}, {TAG_DIGEST: plan.digest, TAG_COMPLETE: "true"}, [])
-        return RunOutcome(plan.run_id, outcome, plan.experiment, mlflow_run_id, len(metrics), len(params))
+    def _export(self, plan: RunPlan) -> RunOutcome:
+        experiment_id = self.experiments.id_for(plan.experiment, create=False)  # created with the first run
+        lookup = self.lookup(experiment_id)
+        run, children = lookup.find(plan.run_id, experiment_id)
+        outcome = RunOutcome(plan.run_id, "skipped", plan.experiment, renamed=plan.renamed,
+                             truncated=plan.truncated, child_runs=len(plan.children))
+        if run is not None and run.info.experiment_id != experiment_id and not (
+                self.options.replace and self.options.experiment):
+            experiment_id = run.info.experiment_id  # its one place on this server
+            outcome.experiment = lookup.experiment_name(experiment_id)
+            outcome.note = f"already in experiment {outcome.experiment}"
+        if run is not None and self.options.replace:  # anew, where it was unless --experiment says
+            for old in [run, *children.values()]:
+                self.client.delete_run(old.info.run_id)
+            outcome.note = f"replaced MLflow run {run.info.run_id}"
+            run, children = None, {}
+        elif run is None:
+            experiment_id = self.experiments.id_for(plan.experiment)
+        # Everything is worked out before anything is sent: a refused run is left untouched.
+        work = [(p, *_todo(self.client, p, run if not p.branch else children.get(p.branch))) for p in plan.all_plans()]
+        parent_id = None
+        for item_plan, existing, params, metrics, changed in work:
+            sent = self._sync(experiment_id, item_plan, existing, params, metrics, parent_id)
+            parent_id = parent_id or sent or run.info.run_id
+            if sent and outcome.outcome == "skipped":
+                outcome.outcome = "resumed" if run is not None else "replaced" if outcome.note else "exported"
+            outcome.metric_points += len(metrics)
+            outcome.params += len(params or {})
+            outcome.changed += [f"{item_plan.branch}: {c}" if item_plan.branch else c for c in changed]
+        outcome.mlflow_run_id = parent_id
+        return outcome
 
-    def _missing(self, run, plan: RunPlan) -> tuple[dict[str, str], list[MetricPoint]]:
-        """What an earlier, interrupted export (or the live tracker) did not log.
-        Metric points are matched by key and step; a param already there must agree."""
-        have = run.data.params
-        for name, text in plan.params.items():
-            if name in have and not json_equal(have[name], text):
-                raise RunlogError(
-                    f"param {name} is {have[name][:60]!r} in MLflow run {run.info.run_id} but "
-                    f"{text[:60]!r} in runlog; MLflow cannot change a param: delete that MLflow run and export again"
-                )
-        params = {k: v for k, v in plan.params.items() if k not in have}
-        wanted = {m.key for m in plan.metrics}
-        done = {
-            (point.key, point.step)
-            for key in run.data.metrics
-            if key in wanted
-            for point in self.client.get_metric_history(run.info.run_id, key)
-        }
-        return params, [m for m in plan.metrics if (m.key, m.step) not in done]
+    def _sync(self, experiment_id: str, plan: RunPlan, run: Any, params: dict[str, str], metrics: list,
+              parent_id: str | None) -> str | None:
+        """Send what ``plan`` needs to ``run`` (created when None); None when nothing was needed."""
+        if params is None:
+            return None
+        tags = dict(plan.tags)
+        if plan.branch:
+            tags[TAG_PARENT] = parent_id or ""
+        if run is None:
+            run = self.client.create_run(experiment_id, start_time=plan.start_time_ms,
+                                         tags={TAG_RUN_ID: plan.run_id}, run_name=plan.name)
+        mlflow_run_id = run.info.run_id
+        send(self.client, mlflow_run_id, params, tags, metrics)
+        self.client.set_terminated(mlflow_run_id, plan.status, end_time=plan.end_time_ms)
+        # Set last: an export killed before this line is completed by the next one.
+        send(self.client, mlflow_run_id, {}, {TAG_DIGEST: plan.digest, TAG_COMPLETE: "true"}, [])
+        return mlflow_run_id
+
+
+def _todo(client, plan: RunPlan, run: Any) -> tuple[Any, dict[str, str] | None, list, list[str]]:
+    """``(run, params, points, changed)`` to send for ``plan``; params None when ``run``
+    already holds it (its digest matches)."""
+    if run is None:
+        return None, plan.params, plan.metrics, []
+    tags = run.data.tags
+    if tags.get(TAG_COMPLETE) == "true" and tags.get(TAG_DIGEST) == plan.digest:
+        return run, None, [], []
+    return (run, *delta(client, plan, run))

@@ -36,12 +36,24 @@ class RunPlan:
     metrics: list[MetricPoint]
     renamed: int = 0
     truncated: int = 0
+    branch: str = ""  # a child run's branch (``--branches child-runs``)
+    children: list[RunPlan] = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The MLflow run name: the run_id, ``<run_id>/<branch>`` for a branch's child run."""
+        return f"{self.run_id}/{self.branch}" if self.branch else self.run_id
+
+    def all_plans(self) -> list[RunPlan]:
+        """This plan, then its children's."""
+        return [self, *self.children]
 
     @property
     def digest(self) -> str:
-        """A hash of the whole plan: an exported run whose digest matches is skipped."""
+        """A hash of what the run holds (not where it goes): an exported run whose digest
+        matches is skipped, wherever it is."""
         body = json.dumps(
-            [self.experiment, self.status, self.start_time_ms, self.end_time_ms, sorted(self.tags.items()),
+            [self.status, self.start_time_ms, self.end_time_ms, sorted(self.tags.items()),
              sorted(self.params.items()), [list(m) for m in self.metrics]],
             allow_nan=True, default=str,
         )
@@ -49,7 +61,7 @@ class RunPlan:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "experiment": self.experiment, "status": self.status,
+            "run_id": self.name, "experiment": self.experiment, "status": self.status,
             "metric_points": len(self.metrics), "metrics": len({m.key for m in self.metrics}),
             "params": len(self.params), "tags": len(self.tags), "renamed": self.renamed, "truncated": self.truncated,
         }
@@ -85,8 +97,10 @@ def select_runs(
     return [r for r in matching if r in chosen], [r for r in wanted if r not in known]
 
 
-def plan_run(conn: sqlite3.Connection | str | os.PathLike, run_id: str, experiment: str | None = None) -> RunPlan:
-    """What run ``run_id`` of the index becomes in MLflow.
+def plan_run(conn: sqlite3.Connection | str | os.PathLike, run_id: str, experiment: str | None = None,
+             without_branches: bool = False) -> RunPlan:
+    """What run ``run_id`` of the index becomes in MLflow; ``without_branches`` leaves out
+    the steps inside branches (they become child runs, :mod:`runlog.mlflow.branches`).
 
     >>> plan_run("runlog.db", "blazing-colden-0544").params   # doctest: +SKIP
     {'spam_0': 'hello', 'eggs.ham_0': 'world'}
@@ -103,10 +117,10 @@ def plan_run(conn: sqlite3.Connection | str | os.PathLike, run_id: str, experime
     for row in conn.execute(
         "SELECT key, value_text FROM params WHERE run_id = ? AND direction = 'run' ORDER BY key", (run_id,)
     ):
-        name, text = mapper.param("", row["key"], None, _run_param_text(row["value_text"]))
+        name, text = mapper.param("", row["key"], None, param_text(row["value_text"]))
         params[name] = text
     fallback_ts = end_ms if end_ms is not None else (start_ms or 0)
-    metrics = _points(conn, run_id, mapper, params, fallback_ts)
+    metrics = _points(conn, run_id, mapper, params, fallback_ts, without_branches)
     tags = {
         TAG_RUN_ID: run_id,
         "runlog.tag": run["tag"] or "",
@@ -117,15 +131,15 @@ def plan_run(conn: sqlite3.Connection | str | os.PathLike, run_id: str, experime
         if column in keys and run[column]:
             tags[f"runlog.{column}"] = str(run[column])
     tags.update(_code_tags(conn, run_id))
+    tags.update(source_tags(run, run_id))
     tags.update(mapper.note_tags())
-    tags = {key: shorten(value, MAX_TAG_VALUE) for key, value in tags.items()}
     return RunPlan(
         run_id=run_id,
         experiment=experiment_name(run["tag"], experiment),
         status=mlflow_status(run["status"]),
         start_time_ms=start_ms if start_ms is not None else (min((m.timestamp for m in metrics), default=None)),
         end_time_ms=end_ms if end_ms is not None else start_ms,
-        tags=tags,
+        tags=clean_tags(tags),
         params=params,
         metrics=metrics,
         renamed=len(mapper.renamed),
@@ -135,14 +149,16 @@ def plan_run(conn: sqlite3.Connection | str | os.PathLike, run_id: str, experime
 
 
 def _points(conn: sqlite3.Connection, run_id: str, mapper: Mapper, params: dict[str, str],
-            fallback_ts: int) -> list[MetricPoint]:
+            fallback_ts: int, without_branches: bool = False) -> list[MetricPoint]:
     """Every point under its run-level name (the index's run_metrics), in run order:
     numbers as metric points, other values into ``params`` as ``<name>_<step>``."""
     metrics: list[MetricPoint] = []
+    outside = (" AND m.step_name NOT IN (SELECT step_name FROM steps WHERE run_id = m.run_id"
+               " AND coalesce(branch, '') != '')") if without_branches else ""
     for row in conn.execute(
-        """SELECT m.step_name, m.key, m.step, m.value, m.value_text, m.kind, m.timestamp_ms, n.name
+        f"""SELECT m.step_name, m.key, m.step, m.value, m.value_text, m.kind, m.timestamp_ms, n.name
            FROM metrics m JOIN run_metrics n ON n.run_id = m.run_id AND n.step_name = m.step_name AND n.key = m.key
-           WHERE m.run_id = ? ORDER BY n.position, m.step_name, m.key, m.step""",
+           WHERE m.run_id = ?{outside} ORDER BY n.position, m.step_name, m.key, m.step""",
         (run_id,),
     ):
         step = int(row["step"] or 0)
@@ -157,7 +173,27 @@ def _points(conn: sqlite3.Connection, run_id: str, mapper: Mapper, params: dict[
     return metrics
 
 
-def _run_param_text(json_text: str | None) -> str:
+def clean_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Tags as MLflow gets them: none with an empty value, none longer than a tag may be."""
+    return {key: shorten(value, MAX_TAG_VALUE) for key, value in tags.items() if value}
+
+
+def source_tags(run: sqlite3.Row, name: str) -> dict[str, str]:
+    """MLflow's own run tags: run name, source (the pipeline file, else the run log's
+    path) and user, when the run log's ``run_config`` names one."""
+    try:
+        config = json.loads(run["run_config"] or "{}")
+    except ValueError:
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    pipeline = config.get("pipeline_definition_file") or config.get("pipeline_file")
+    source = pipeline if isinstance(pipeline, str) and pipeline else (run["source_path"] or "")
+    user = next((config[k] for k in ("user", "username") if isinstance(config.get(k), str)), "")
+    return {"mlflow.runName": name, "mlflow.source.name": source, "mlflow.source.type": "LOCAL" if source else "",
+            "mlflow.user": user}
+
+
+def param_text(json_text: str | None) -> str:
     """Run-level parameters are stored as JSON text: a string shows bare, the rest as JSON."""
     if json_text is None:
         return "null"

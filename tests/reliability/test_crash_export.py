@@ -25,6 +25,8 @@ from runlog.store import RunLogStore
 mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
 from mlflow import MlflowClient  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("mlflow")
+
 RUNS, POINTS, EXPERIMENT = 6, 1100, "crash-export"
 
 
