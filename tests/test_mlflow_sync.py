@@ -57,6 +57,13 @@ def test_exactly_once_per_server_copy_and_native_tags(tmp_path, mlflow_server):
                                     "renamed", "truncated", "changed", "child_runs", "note"}
     assert sorted(runs_of(client, "once-b")) == ["once-1", "once-2"]
     assert len(runs_of(client, "once-a")) == 1
+    # --verify checks every copy; without --copy the export keeps to the first one
+    both = run_export("once-1", "--verify", "--format", "json", db=db, uri=uri)
+    assert [(r["run_id"], r["verdict"], r["experiment"]) for r in rows(both)] == [
+        ("once-1", "ok", "once-a"), ("once-1", "ok", "once-b")]
+    for _ in range(2):
+        plain = run_export("once-1", "--format", "json", db=db, uri=uri)
+        assert [(r["outcome"], r["experiment"]) for r in rows(plain)] == [("skipped", "once-a")]
 
     experiment = client.get_experiment_by_name("once-a")
     assert experiment.tags[KIND] == "custom_model_development"
@@ -179,6 +186,16 @@ def test_branches_as_child_runs(tmp_path, mlflow_server):
     assert verify.exit_code == 0, verify.output
     assert [(r["run_id"], r["verdict"]) for r in rows(verify, "nl")] == [
         ("par-1", "ok"), ("par-1/search.lr0", "ok"), ("par-1/search.lr1", "ok")]
+    # without the option, a run that went with child runs stays so: nothing sent, all ok
+    plain = run_export("par-1", "--format", "json", db=db, uri=uri)
+    assert [(r["outcome"], r["child_runs"], r["metric_points"]) for r in rows(plain)] == [("skipped", 2, 0)]
+    plain = run_export("par-1", "--verify", "--format", "nl", db=db, uri=uri)
+    assert [r["verdict"] for r in rows(plain, "nl")] == ["ok", "ok", "ok"]
+    # what MLflow holds and the index does not is a difference too
+    client.log_metric(parent.info.run_id, "stray", 1.0)
+    stray = run_export(*args, "--verify", "--format", "nl", db=db, uri=uri)
+    assert stray.exit_code == 1
+    assert rows(stray, "nl")[0]["verdict"] == "differs" and "metric stray (not in runlog)" in stray.stdout
 
 
 def test_map_branch_gets_its_iterate_value_as_a_param(fixture_db):

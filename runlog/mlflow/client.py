@@ -194,30 +194,44 @@ class ServerRuns:
 
     def find(self, run_id: str, experiment_id: str | None = None) -> tuple[Any | None, dict[str, Any]]:
         """``(run, {branch: child run})`` of runlog run ``run_id``: the one in
-        ``experiment_id`` if there is one there, else the one found elsewhere."""
-        found = self.runs.get(run_id, [])
-        parents = [r for r in found if not r.data.tags.get(TAG_BRANCH)]
+        ``experiment_id`` if there is one there, else the one found elsewhere (of copies
+        made with ``--copy``, the first: see :func:`pick_existing`)."""
+        parents = self._parents(run_id)
         here = [r for r in parents if r.info.experiment_id == experiment_id]
         parent = pick_existing(here or parents)
-        if parent is None:
-            return None, {}
+        return (None, {}) if parent is None else (parent, self._children(run_id, parent))
+
+    def copies(self, run_id: str) -> list[tuple[Any, dict[str, Any]]]:
+        """Every MLflow copy of runlog run ``run_id`` (one unless ``--copy`` made more),
+        each as ``(run, {branch: child run})``, the one :meth:`find` picks first."""
+        parents = sorted(self._parents(run_id), key=_preference)
+        return [(parent, self._children(run_id, parent)) for parent in parents]
+
+    def _parents(self, run_id: str) -> list[Any]:
+        return [r for r in self.runs.get(run_id, []) if not r.data.tags.get(TAG_BRANCH)]
+
+    def _children(self, run_id: str, parent: Any) -> dict[str, Any]:
         children: dict[str, list[Any]] = {}
-        for run in found:
+        for run in self.runs.get(run_id, []):
             if run.data.tags.get(TAG_BRANCH) and run.data.tags.get(TAG_PARENT) == parent.info.run_id:
                 children.setdefault(run.data.tags[TAG_BRANCH], []).append(run)
-        return parent, {branch: pick_existing(runs) for branch, runs in children.items()}
+        return {branch: pick_existing(runs) for branch, runs in children.items()}
 
     def experiment_name(self, experiment_id: str) -> str:
         return self.names.get(experiment_id, experiment_id)
 
 
 def pick_existing(runs: Sequence[Any]) -> Any | None:
-    """Of several MLflow runs carrying one runlog.run_id, the complete one, else the oldest."""
-    if not runs:
-        return None
-    return sorted(
-        runs, key=lambda r: (r.data.tags.get(TAG_COMPLETE) != "true", r.info.start_time or 0, r.info.run_id)
-    )[0]
+    """Of several MLflow runs carrying one runlog.run_id, the complete one, else the
+    oldest; of equals (copies have the run's own start time), the one in the experiment
+    created first, so every export and verify picks the same one."""
+    return min(runs, key=_preference) if runs else None
+
+
+def _preference(run: Any) -> tuple:
+    experiment = run.info.experiment_id
+    return (run.data.tags.get(TAG_COMPLETE) != "true", run.info.start_time or 0,
+            (0, int(experiment), "") if experiment.isdigit() else (1, 0, experiment), run.info.run_id)
 
 
 def existing_runs(client, experiment_ids: str | Sequence[str]) -> dict[str, list[Any]]:

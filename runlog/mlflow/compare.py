@@ -98,8 +98,10 @@ def differences(client, plan: RunPlan, run: Any, parent_id: str | None = None) -
         wrong += len(set(latest) - {p.step for p in points})
         if wrong:
             found.append(f"{wrong} point{'s' if wrong > 1 else ''} of {key}")
+    found += [f"metric {key} (not in runlog)" for key in sorted(set(run.data.metrics) - set(wanted))]
     have = run.data.params
     found += [f"param {k}" for k, v in plan.params.items() if k not in have or not json_equal(have[k], v)]
+    found += [f"param {key} (not in runlog)" for key in sorted(set(have) - set(plan.params))]
     tags = run.data.tags
     found += [f"tag {k}" for k, v in plan.tags.items() if k not in PRESENTATION_TAGS and tags.get(k) != v]
     if parent_id is not None and tags.get(TAG_PARENT) != parent_id:

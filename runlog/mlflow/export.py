@@ -244,6 +244,8 @@ class _Exporter:
         experiment_id = self.experiments.id_for(plan.experiment, create=False)  # created with the first run
         lookup = self.lookup(experiment_id)
         run, children = lookup.find(plan.run_id, experiment_id)
+        if children and not plan.children and not self.options.replace:  # it went with child runs: keep it so
+            plan = plan_runs(self.conn(), plan.run_id, self.options.experiment, True)
         outcome = RunOutcome(plan.run_id, "skipped", plan.experiment, renamed=plan.renamed,
                              truncated=plan.truncated, child_runs=len(plan.children))
         if run is not None and run.info.experiment_id != experiment_id and not (

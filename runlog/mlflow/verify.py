@@ -88,7 +88,7 @@ def verify_runs(
             local.conn = connect_index(db_path)
         plan = plan_runs(local.conn, run_id, experiment, branches == "child-runs")
         try:
-            return run_id, _check(client, lookup, plan)
+            return run_id, _check(client, local.conn, lookup, plan, experiment)
         except Exception as exc:  # a run that cannot be read is reported, the others go on
             message = exc.args[0] if isinstance(exc, RunlogError) else describe(exc, tracking_uri)
             return run_id, [RunCheck(plan.name, "failed", plan.experiment, differences=[message])]
@@ -98,19 +98,24 @@ def verify_runs(
     return VerifyReport([c for _, checks in results for c in checks])
 
 
-def _check(client, lookup: ServerRuns, plan: RunPlan) -> list[RunCheck]:
-    experiment_id = next((i for i, name in lookup.names.items() if name == plan.experiment), None)
-    run, children = lookup.find(plan.run_id, experiment_id)
-    if run is None:
+def _check(client, conn, lookup: ServerRuns, plan: RunPlan, experiment: str | None = None) -> list[RunCheck]:
+    """Every copy of the run on the server (one, unless ``--copy`` made more), or only
+    the one in ``experiment`` when given, against the index."""
+    copies = [(run, children) for run, children in lookup.copies(plan.run_id)
+              if experiment is None or lookup.experiment_name(run.info.experiment_id) == experiment]
+    if not copies:
         return [RunCheck(p.name, "missing", p.experiment) for p in plan.all_plans()]
-    name = lookup.experiment_name(run.info.experiment_id)
-    checks = [_verdict(plan.name, name, run, differences(client, plan, run))]
-    for child in plan.children:
-        found = children.get(child.branch)
-        if found is None:
-            checks.append(RunCheck(child.name, "missing", name))
-        else:
-            checks.append(_verdict(child.name, name, found, differences(client, child, found, run.info.run_id)))
+    checks = []
+    for run, children in copies:
+        this = plan_runs(conn, plan.run_id, experiment, True) if children and not plan.children else plan
+        name = lookup.experiment_name(run.info.experiment_id)
+        checks.append(_verdict(this.name, name, run, differences(client, this, run)))
+        for child in this.children:
+            found = children.get(child.branch)
+            if found is None:
+                checks.append(RunCheck(child.name, "missing", name))
+            else:
+                checks.append(_verdict(child.name, name, found, differences(client, child, found, run.info.run_id)))
     return checks
 
 
