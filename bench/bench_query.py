@@ -17,6 +17,7 @@ from bench import mlflow_side
 from bench.bench_ingest import HISTORY_STEP, KEY
 from bench.common import median_ms, table, verdict
 from runlog.index import queries, reports
+from runlog.index.runs import compare_runs
 from runlog.index import open_db
 
 
@@ -39,7 +40,7 @@ def run(db_path: Path, loaded: mlflow_side.Loaded, mlflow_db: Path, repeat: int 
              "search_runs ordered by the metric",
              lambda: client.search_runs([loaded.experiment_id], order_by=[f"metrics.`{name}` DESC"], max_results=1000)),
             (f"compare two runs ({', '.join(compared)})", None,
-             lambda: reports.compare_runs(db, compared)[1],
+             lambda: compare_runs(db, compared)[1],
              "get_run x 2", lambda: [client.get_run(i) for i in ids]),
         ]
 

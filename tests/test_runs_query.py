@@ -106,6 +106,27 @@ def test_params_follow_the_same_rule_run_level_first(tmp_path):
     ]  # the latest attempt only: train's first attempt (lr 9, gone) is not there
 
 
+
+def test_wide_runs_compare_and_list_past_sqlites_64_table_join(tmp_path):
+    """Runs with more metrics and params than SQLite joins tables in one query."""
+    attempt = {"attempt_number": 1, "status": "SUCCESS", "start_time": "2026-01-01 10:00:00.000000",
+               "end_time": "2026-01-01 10:00:01.000000"}
+    store = RunLogStore(tmp_path / "s")
+    for n in (1, 2):
+        metrics = {f"m{k:02d}": k * n for k in range(70)}
+        store.create_run(RunLog.model_validate({"run_id": f"wide-{n}", "status": "SUCCESS",
+                                                 "parameters": {f"p{k:02d}": k + n % 2 for k in range(30)},
+                                                 "steps": {"s": {"name": "s", "internal_name": "s", "status": "SUCCESS",
+                                                                 "attempts": [{**attempt, "user_defined_metrics": metrics}]}}}))
+    ingest([tmp_path / "s"], tmp_path / "w.db")
+    rows = rows_of("compare", "wide-1", "wide-2", "--summary", "first", "--db", tmp_path / "w.db")
+    assert len(rows) == 100
+    cells = {r["spec"]: (r["wide-1"], r["wide-2"], r["differs"]) for r in rows}
+    assert cells["param:p29"] == (30, 29, "*") and cells["first:m69"] == (69, 138, "*") and cells["first:m00"] == (0, 0, "")
+    columns = [a for k in range(70) for a in ("--metric", f"max:m{k:02d}")]
+    listed = rows_of("runs", *columns, "--sort", "-max:m69", "--db", tmp_path / "w.db")
+    assert [(r["run_id"], r["max:m69"]) for r in listed] == [("wide-2", 138), ("wide-1", 69)]
+
 # -- runs: specs, --where, --sort, --limit ---------------------------------------------------
 
 

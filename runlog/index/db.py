@@ -73,7 +73,9 @@ def open_db(path: str | os.PathLike, readonly: bool = False) -> sqlite_utils.Dat
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        tune(conn)
+        # No tune() here: a writer's memory-mapped pages and big cache only grow its
+        # memory with the index (an ingest of 2 million points: 370 MB, 47 MB without),
+        # and save it no time.
         functions.register(conn)
         db = sqlite_utils.Database(conn, execute_plugins=False)
         ensure_schema(db)

@@ -11,6 +11,7 @@ Every value is bound, never spliced into the SQL; every name must exist in some 
 
 from __future__ import annotations
 
+
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,9 +99,36 @@ def list_runs(db, columns: Sequence[str] = (), *, where: str | None = None, sort
              + f" ORDER BY {_order_by(order, 'sql')}"
              + (f" LIMIT {query.bind(int(limit))} OFFSET {query.bind(int(offset))}" if limit is not None else ""))
     exprs = ", ".join(f"{query.column(spec)} AS {quote_ident(spec.label)}" for spec in shown)
+    if len(query.joins) > MAX_JOINS:  # more metrics and params than one query may join
+        _, found = run_sql(db, f"SELECT q.run_id FROM ({inner}) q ORDER BY {_order_by(order, 'key')}", query.binds)
+        run_ids = [row["run_id"] for row in found]
+        values = spec_values(db, run_ids, shown)
+        return [spec.label for spec in shown], [dict(zip((s.label for s in shown), values[r])) for r in run_ids]
     sql = (f"SELECT {exprs} FROM ({inner}) q JOIN runs r ON r.run_id = q.run_id{query.join_clauses()}"
            f" ORDER BY {_order_by(order, 'key')}")
     return run_sql(db, sql, query.binds)
+
+
+# SQLite joins at most 64 tables in one query, and a metric or param spec joins one.
+MAX_JOINS = 50
+ID_BATCH = 500
+
+
+def spec_values(db, run_ids: Sequence[str], specs: Sequence[Spec]) -> dict[str, list]:
+    """``{run_id: [value of each spec]}``, asking for ``MAX_JOINS`` specs of ``ID_BATCH``
+    runs at a time."""
+    values: dict[str, list] = {run_id: [None] * len(specs) for run_id in run_ids}
+    for start in range(0, len(specs), MAX_JOINS):
+        chunk = specs[start:start + MAX_JOINS]
+        for first in range(0, len(run_ids), ID_BATCH):
+            query = RunQuery(db)
+            exprs = [f"{query.column(spec)} AS c{i}" for i, spec in enumerate(chunk)]
+            ids = ", ".join(query.bind(run_id) for run_id in run_ids[first:first + ID_BATCH])
+            _, found = run_sql(db, f"SELECT r.run_id AS run_id, {', '.join(exprs)} FROM runs r"
+                                   f"{query.join_clauses()} WHERE r.run_id IN ({ids})", query.binds)
+            for row in found:
+                values[row["run_id"]][start:start + len(chunk)] = [row[f"c{i}"] for i in range(len(chunk))]
+    return values
 
 
 def _order(query: RunQuery, sort: Sequence[str]) -> list[tuple[str, bool]]:
@@ -215,17 +243,11 @@ def compare_runs(db, run_ids: Sequence[str], metrics: Sequence[str] = (), params
     for run_id in run_ids:
         lookup.require_run(db, run_id)
     specs = _compare_specs(db, run_ids, metrics, params, summary)
-    query = RunQuery(db)
-    exprs = [query.column(spec) for spec in specs]
-    binds = [query.bind(run_id) for run_id in run_ids]
-    selected = ", ".join(f"{e} AS c{i}" for i, e in enumerate(exprs)) or "NULL"
-    _, found = run_sql(db, f"SELECT r.run_id, {selected} FROM runs r{query.join_clauses()} "
-                           f"WHERE r.run_id IN ({', '.join(binds)})", query.binds)
-    values = {row["run_id"]: row for row in found}
+    values = spec_values(db, run_ids, specs)
     labels = {r: (r if r not in ("spec", "differs") else f"run:{r}") for r in run_ids}
     rows = []
     for i, spec in enumerate(specs):
-        cells = [values[r].get(f"c{i}") for r in run_ids]
+        cells = [values[r][i] for r in run_ids]
         differs = any(c is None for c in cells) or len({repr(c) for c in cells}) > 1
         if only_diff and not differs:
             continue
