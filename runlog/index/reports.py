@@ -32,14 +32,16 @@ def metric_history(db, run_id: str, key: str | None = None, step_name: str | Non
         names = [n for (n,) in db.conn.execute("SELECT step_name FROM steps WHERE run_id = ?", (run_id,))]
         raise UsageProblem(f"no step {step_name!r} in run {run_id!r}{did_you_mean(step_name, names)}")
     # Only the filters given go into the SQL (values always bound): `(:key IS NULL OR ...)`
-    # would keep SQLite from using the (run_id, key, step) index.
-    where = ["m.run_id = :run_id"]
-    where += ["m.key = :key"] if key is not None else []
-    where += ["m.step_name = :step_name"] if step_name is not None else []
+    # would keep SQLite from using an index. The run's series (run_metrics) lead, each
+    # then one seek into the metrics' primary key (CROSS JOIN fixes that order: led by
+    # metrics, SQLite would scan the run's series once per point).
+    where = ["n.run_id = :run_id"]
+    where += ["n.key = :key"] if key is not None else []
+    where += ["n.step_name = :step_name"] if step_name is not None else []
     return run_sql(
         db,
         f"""SELECT n.name, m.step_name, m.key, m.step, coalesce(m.value, m.value_text) AS value, m.kind, m.timestamp_ms
-FROM metrics m JOIN run_metrics n ON n.run_id = m.run_id AND n.step_name = m.step_name AND n.key = m.key
+FROM run_metrics n CROSS JOIN metrics m ON m.run_id = n.run_id AND m.step_name = n.step_name AND m.key = n.key
 WHERE {' AND '.join(where)}
 ORDER BY n.position, m.key, m.step""",
         {"run_id": run_id, "key": key, "step_name": step_name},

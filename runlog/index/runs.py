@@ -50,6 +50,8 @@ class RunQuery:
     db: Any
     binds: dict[str, Any] = field(default_factory=dict)
     joins: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (table, name) known to exist: read from the index, or checked by an earlier query
+    known: set[tuple[str, str]] = field(default_factory=set)
 
     def bind(self, value: Any) -> str:
         name = f"v{len(self.binds)}"
@@ -62,7 +64,9 @@ class RunQuery:
             return FIELD_SQL[spec.name]
         table = "run_metrics" if spec.kind == "metric" else "run_params"
         if (table, spec.name) not in self.joins:
-            (lookup.require_metric if spec.kind == "metric" else lookup.require_param)(self.db, spec.name)
+            if (table, spec.name) not in self.known:
+                (lookup.require_metric if spec.kind == "metric" else lookup.require_param)(self.db, spec.name)
+                self.known.add((table, spec.name))
             self.joins[(table, spec.name)] = f"j{len(self.joins)}"
         alias = self.joins[(table, spec.name)]
         return (SUMMARY_SQL[spec.summary] if spec.kind == "metric" else PARAM_SQL).format(a=alias)
@@ -111,24 +115,50 @@ def list_runs(db, columns: Sequence[str] = (), *, where: str | None = None, sort
 
 # SQLite joins at most 64 tables in one query, and a metric or param spec joins one.
 MAX_JOINS = 50
-ID_BATCH = 500
+BATCH = 400  # run ids (and names) bound in one query
 
 
-def spec_values(db, run_ids: Sequence[str], specs: Sequence[Spec]) -> dict[str, list]:
-    """``{run_id: [value of each spec]}``, asking for ``MAX_JOINS`` specs of ``ID_BATCH``
-    runs at a time."""
-    values: dict[str, list] = {run_id: [None] * len(specs) for run_id in run_ids}
-    for start in range(0, len(specs), MAX_JOINS):
-        chunk = specs[start:start + MAX_JOINS]
-        for first in range(0, len(run_ids), ID_BATCH):
-            query = RunQuery(db)
-            exprs = [f"{query.column(spec)} AS c{i}" for i, spec in enumerate(chunk)]
-            ids = ", ".join(query.bind(run_id) for run_id in run_ids[first:first + ID_BATCH])
-            _, found = run_sql(db, f"SELECT r.run_id AS run_id, {', '.join(exprs)} FROM runs r"
-                                   f"{query.join_clauses()} WHERE r.run_id IN ({ids})", query.binds)
-            for row in found:
-                values[row["run_id"]][start:start + len(chunk)] = [row[f"c{i}"] for i in range(len(chunk))]
-    return values
+def spec_values(db, run_ids: Sequence[str], specs: Sequence[Spec], known: set | None = None) -> dict[str, list]:
+    """``{run_id: [value of each spec]}`` without joins (so for any number of specs): run
+    fields from ``runs``, the rest from ``run_metrics`` and ``run_params`` by (name, run_id);
+    ``known``: the (table, name) pairs known to exist (others are checked)."""
+    known = set() if known is None else known
+    check = RunQuery(db, known=known)
+    tables = {"metric": "run_metrics", "param": "run_params"}
+    for spec in specs:
+        if spec.kind != "field" and (tables[spec.kind], spec.name) not in known:
+            check.column(spec)  # an unknown name is an error with a hint
+    found: dict[tuple, Any] = {}
+    fields = [s for s in specs if s.kind == "field"]
+    for kind, table in (("metric", "run_metrics"), ("param", "run_params")):
+        named = [s for s in specs if s.kind == kind]
+        names = list(dict.fromkeys(s.name for s in named))
+        exprs = list(dict.fromkeys(SUMMARY_SQL[s.summary] if kind == "metric" else PARAM_SQL for s in named))
+        for ids, chunk in _batches(run_ids, names):
+            sql = (f"SELECT a.run_id, a.name, {', '.join(e.format(a='a') for e in exprs)} FROM {table} a "
+                   f"WHERE a.run_id IN ({', '.join('?' * len(ids))}) AND a.name IN ({', '.join('?' * len(chunk))})")
+            for run_id, name, *cells in db.conn.execute(sql, [*ids, *chunk]):
+                for expr, cell in zip(exprs, cells):
+                    found[(kind, run_id, name, expr)] = cell
+    if fields:
+        for ids, _ in _batches(run_ids, [""]):
+            sql = (f"SELECT r.run_id, {', '.join(FIELD_SQL[s.name] for s in fields)} FROM runs r "
+                   f"WHERE r.run_id IN ({', '.join('?' * len(ids))})")
+            for run_id, *cells in db.conn.execute(sql, ids):
+                found.update((("field", run_id, s.name, ""), cell) for s, cell in zip(fields, cells))
+
+    def where(spec: Spec) -> tuple:
+        expr = "" if spec.kind == "field" else SUMMARY_SQL[spec.summary] if spec.kind == "metric" else PARAM_SQL
+        return spec.kind, spec.name, expr
+
+    keys = [where(spec) for spec in specs]
+    return {run_id: [found.get((kind, run_id, name, expr)) for kind, name, expr in keys] for run_id in run_ids}
+
+
+def _batches(run_ids: Sequence[str], names: Sequence[str]):
+    for i in range(0, len(run_ids), BATCH):
+        for j in range(0, len(names), BATCH):
+            yield list(run_ids[i:i + BATCH]), list(names[j:j + BATCH])
 
 
 def _order(query: RunQuery, sort: Sequence[str]) -> list[tuple[str, bool]]:
@@ -242,8 +272,8 @@ def compare_runs(db, run_ids: Sequence[str], metrics: Sequence[str] = (), params
     run_ids = list(dict.fromkeys(run_ids))
     for run_id in run_ids:
         lookup.require_run(db, run_id)
-    specs = _compare_specs(db, run_ids, metrics, params, summary)
-    values = spec_values(db, run_ids, specs)
+    specs, known = _compare_specs(db, run_ids, metrics, params, summary)
+    values = spec_values(db, run_ids, specs, known)
     labels = {r: (r if r not in ("spec", "differs") else f"run:{r}") for r in run_ids}
     rows = []
     for i, spec in enumerate(specs):
@@ -257,7 +287,8 @@ def compare_runs(db, run_ids: Sequence[str], metrics: Sequence[str] = (), params
 
 
 def _compare_specs(db, run_ids: list[str], metrics: Sequence[str], params: Sequence[str],
-                   summary: str) -> list[Spec]:
+                   summary: str) -> tuple[list[Spec], set[tuple[str, str]]]:
+    """The specs to compare, and those of them read from the index (known to exist)."""
     marks = ", ".join("?" * len(run_ids))
     if params:
         param_specs = [Spec("param", name.removeprefix("param:")) for name in params]
@@ -271,4 +302,6 @@ def _compare_specs(db, run_ids: list[str], metrics: Sequence[str], params: Seque
         metric_specs = [Spec("metric", name, summary) for (name,) in db.conn.execute(
             f"SELECT name FROM run_metrics WHERE run_id IN ({marks}) GROUP BY name ORDER BY min(position), name",
             run_ids)]
-    return list(dict.fromkeys(param_specs + metric_specs))
+    known = {("run_params", s.name) for s in param_specs if not params}
+    known |= {("run_metrics", s.name) for s in metric_specs if not metrics}
+    return list(dict.fromkeys(param_specs + metric_specs)), known
