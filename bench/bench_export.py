@@ -14,6 +14,7 @@ steps next to the export of the same runs (``python -m bench --only export --ver
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,12 @@ def _per_point_loop(client, experiment: str, points: list, seconds: float) -> in
     return len(points)
 
 
+def fresh(root: Path) -> Path:
+    """An empty folder for a server's store (a --work folder keeps the last run's)."""
+    shutil.rmtree(root, ignore_errors=True)
+    return root
+
+
 def run(work: Path, shape: Shape, per_point: int = 2000, server_workers: tuple[int, ...] = (1, 4),
         per_point_seconds: float = 30.0) -> tuple[dict[str, Any], str]:
     """All export measures on a store of ``shape``, against a server with each of
@@ -87,12 +94,13 @@ def run(work: Path, shape: Shape, per_point: int = 2000, server_workers: tuple[i
     rows = []
     for server_count in server_workers:
         measures = []
-        with mlflow_side.Server(work / f"mlflow-server-{server_count}", workers=server_count) as server:
+        with mlflow_side.Server(fresh(work / f"mlflow-server-{server_count}"), workers=server_count) as server:
             client = MlflowClient(tracking_uri=server.uri)
             for workers in (1, 4):
                 print(f"server --workers {server_count}: export --workers {workers} ...", flush=True)
+                # copy: the same runs again, into a second experiment (exactly once would skip them)
                 seconds, report = timed(lambda w=workers: export_runs(
-                    db, run_ids, tracking_uri=server.uri, workers=w, experiment=f"runlog-export-w{w}"))
+                    db, run_ids, tracking_uri=server.uri, workers=w, experiment=f"runlog-export-w{w}", copy=True))
                 failed = [o.error for o in report.outcomes if o.outcome == "failed"]
                 if failed:
                     raise RuntimeError(f"export failed: {failed[:3]}")
@@ -136,7 +144,7 @@ def run_verify(work: Path, runs: int, workers: int = 4) -> tuple[dict[str, Any],
         generate(store, Shape(runs, *VERIFY_SHAPE))
         age(store, 3600)
     ingest([store], db)
-    with mlflow_side.Server(work / f"mlflow-verify-{runs}", workers=1) as server:
+    with mlflow_side.Server(fresh(work / f"mlflow-verify-{runs}"), workers=1) as server:
         print(f"verify: export of {runs} runs ...", flush=True)
         export_s, report = timed(lambda: export_runs(db, tracking_uri=server.uri, workers=workers, experiment="verify"))
         if report.failed:
