@@ -64,7 +64,7 @@ def raw_limit(store: Path, db: Path) -> dict[str, Any]:
     sources = list(RunLogStore(store).iter_sources())
     read_s, runs = timed(lambda: [read_run_folder(p) if layout == "chunked-fs" else read_run_file(p)
                                   for p, layout in sources])
-    flatten_s, flats = timed(lambda: [flatten.flatten_run(run, layout=layout, source_path=str(p))
+    flatten_s, flats = timed(lambda runs=runs: [flatten.flatten_run(run, layout=layout, source_path=str(p))
                                       for run, (p, layout) in zip(runs, sources)])
     del runs
     tables = ("runs", "steps", "attempts", "params", "catalog", "code_identities", "metrics")

@@ -65,7 +65,7 @@ def test_seed_run_logs_are_reproduced_in_shape(tmp_path, monkeypatch, seed, exam
             cwd=tmp_path, capture_output=True, text=True,
         )
         assert done.returncode == 0, done.stderr
-        with Run.attach(expected["run_id"], store=store) as run:
+        with Run.attach(expected["run_id"], store=store):
             pass  # closes the run: adds the terminal success step
     written = json.loads((store / f"{expected['run_id']}.json").read_text())
     for key in ("run_config",):
