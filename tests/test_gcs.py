@@ -252,7 +252,7 @@ def test_an_emulator_gets_no_credentials_and_no_grpc_bucket_lookup(gcs):
 def test_cli_ingest_of_a_gcs_url(tmp_path, bucket, gcs):
     seed(f"gs://{bucket}/cli", 1)
     done = CliRunner().invoke(cli, ["ingest", f"gs://{bucket}/cli", "--db", str(tmp_path / "i.db"), "-q"])
-    assert (done.exit_code, done.output) == (0, "1 runs ingested, 0 unchanged, 0 failed, 0 pruned; 1 metric points written\n")
+    assert (done.exit_code, done.output) == (0, "1 run ingested, 0 unchanged, 0 failed, 0 pruned; 1 metric point written\n")
 
 
 # -- errors, the extra ---------------------------------------------------------------

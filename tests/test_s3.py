@@ -179,10 +179,10 @@ def test_cli_ingest_and_exec_take_urls_and_endpoint(tmp_path, bucket, s3env, mon
                                "--step", "work", "--", "export RUNNABLE_TRACK_acc=0.5"])
     assert done.exit_code == 0, done.output
     done = runner.invoke(cli, ["ingest", store, "--endpoint-url", s3env.endpoint, "--db", "i.db", "-q"])
-    assert (done.exit_code, done.output) == (0, "1 runs ingested, 0 unchanged, 0 failed, 0 pruned; 1 metric points written\n")
+    assert (done.exit_code, done.output) == (0, "1 run ingested, 0 unchanged, 0 failed, 0 pruned; 1 metric point written\n")
     assert rows(tmp_path / "i.db", "SELECT value FROM metrics WHERE key = 'acc'") == [(0.5,)]
     single = runner.invoke(cli, ["ingest", f"{store}/c1.json", "--endpoint-url", s3env.endpoint, "--db", "j.db", "-q"])
-    assert (single.exit_code, single.output) == (0, "1 runs ingested, 0 unchanged, 0 failed, 0 pruned; 1 metric points written\n")
+    assert (single.exit_code, single.output) == (0, "1 run ingested, 0 unchanged, 0 failed, 0 pruned; 1 metric point written\n")
 
 
 def test_listing_is_paged_and_streamed(tmp_path, bucket, s3env, monkeypatch):

@@ -44,8 +44,9 @@ class IngestReport:
 
     def summary(self) -> str:
         return (
-            f"{self.ingested} runs ingested, {self.unchanged} unchanged, {self.failed} failed, "
-            f"{self.pruned} pruned; {self.metric_points} metric points written"
+            f"{self.ingested} run{'' if self.ingested == 1 else 's'} ingested, {self.unchanged} unchanged, "
+            f"{self.failed} failed, {self.pruned} pruned; "
+            f"{self.metric_points} metric point{'' if self.metric_points == 1 else 's'} written"
         )
 
 
