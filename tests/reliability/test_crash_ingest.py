@@ -87,9 +87,10 @@ def kill_chain(store: Path, work: Path, clean: dict, timing: tuple[float, float]
         # Not killed in time: this ingest completed what the killed ones left.
         assert (proc.returncode, stderr) == (0, ""), stderr
         fresh = sorted(set(clean) - set(before))
+        written = sum(points[r] for r in fresh)
         assert stdout == (
-            f"{len(fresh)} runs ingested, {len(before)} unchanged, 0 failed, 0 pruned; "
-            f"{sum(points[r] for r in fresh)} metric points written\n"
+            f"{len(fresh)} run{'' if len(fresh) == 1 else 's'} ingested, {len(before)} unchanged, 0 failed, "
+            f"0 pruned; {written} metric point{'' if written == 1 else 's'} written\n"
         )
         assert integrity(db) == "ok"
         assert per_run_counts(db) == clean
