@@ -31,6 +31,11 @@ FORMATS = ("table", "json", "csv", "tsv", "nl")
 _CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``: a count and its noun, plural unless one."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def one_line(text: str) -> str:
     r"""``text`` with control characters, line breaks and lone surrogates escaped, so that
     a message about a hostile file or key name stays one printable line.

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import BadRunLog, RunlogError, UsageProblem
+from ..output import counted
 from ..store import is_url, remote_exists
 from . import flatten
 from .db import open_db, restore_bulk_indexes
@@ -44,9 +45,8 @@ class IngestReport:
 
     def summary(self) -> str:
         return (
-            f"{self.ingested} run{'' if self.ingested == 1 else 's'} ingested, {self.unchanged} unchanged, "
-            f"{self.failed} failed, {self.pruned} pruned; "
-            f"{self.metric_points} metric point{'' if self.metric_points == 1 else 's'} written"
+            f"{counted(self.ingested, 'run')} ingested, {self.unchanged} unchanged, "
+            f"{self.failed} failed, {self.pruned} pruned; {counted(self.metric_points, 'metric point')} written"
         )
 
 

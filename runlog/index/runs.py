@@ -11,7 +11,6 @@ Every value is bound, never spliced into the SQL; every name must exist in some 
 
 from __future__ import annotations
 
-
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,13 @@ SUMMARY_SQL = {
     "argmin": "{a}.argmin", "argmax": "{a}.argmax",
 }
 PARAM_SQL = "coalesce({a}.value, {a}.text)"
+SPEC_TABLES = {"metric": "run_metrics", "param": "run_params"}
+
+
+def value_sql(spec: Spec) -> str:
+    """The SQL of a metric or param spec's value, over a ``run_metrics`` or ``run_params``
+    row aliased ``{a}``."""
+    return SUMMARY_SQL[spec.summary] if spec.kind == "metric" else PARAM_SQL
 
 
 def quote_ident(name: str) -> str:
@@ -62,14 +68,19 @@ class RunQuery:
         """The SQL expression of ``spec`` (after checking that its name exists)."""
         if spec.kind == "field":
             return FIELD_SQL[spec.name]
-        table = "run_metrics" if spec.kind == "metric" else "run_params"
-        if (table, spec.name) not in self.joins:
-            if (table, spec.name) not in self.known:
-                (lookup.require_metric if spec.kind == "metric" else lookup.require_param)(self.db, spec.name)
-                self.known.add((table, spec.name))
-            self.joins[(table, spec.name)] = f"j{len(self.joins)}"
-        alias = self.joins[(table, spec.name)]
-        return (SUMMARY_SQL[spec.summary] if spec.kind == "metric" else PARAM_SQL).format(a=alias)
+        joined = self.require(spec)
+        if joined not in self.joins:
+            self.joins[joined] = f"j{len(self.joins)}"
+        return value_sql(spec).format(a=self.joins[joined])
+
+    def require(self, spec: Spec) -> tuple[str, str]:
+        """``(table, name)`` of a metric or param spec, once its name is known to exist
+        (else a one-line error with the closest names)."""
+        joined = (SPEC_TABLES[spec.kind], spec.name)
+        if joined not in self.known:
+            (lookup.require_metric if spec.kind == "metric" else lookup.require_param)(self.db, spec.name)
+            self.known.add(joined)
+        return joined
 
     def join_clauses(self, names: set[tuple[str, str]] | None = None) -> str:
         """The LEFT JOINs of ``names`` (of every spec seen so far when None)."""
@@ -106,7 +117,7 @@ def list_runs(db, columns: Sequence[str] = (), *, where: str | None = None, sort
     if len(query.joins) > MAX_JOINS:  # more metrics and params than one query may join
         _, found = run_sql(db, f"SELECT q.run_id FROM ({inner}) q ORDER BY {_order_by(order, 'key')}", query.binds)
         run_ids = [row["run_id"] for row in found]
-        values = spec_values(db, run_ids, shown)
+        values = spec_values(db, run_ids, shown, query.known)
         return [spec.label for spec in shown], [dict(zip((s.label for s in shown), values[r])) for r in run_ids]
     sql = (f"SELECT {exprs} FROM ({inner}) q JOIN runs r ON r.run_id = q.run_id{query.join_clauses()}"
            f" ORDER BY {_order_by(order, 'key')}")
@@ -122,36 +133,28 @@ def spec_values(db, run_ids: Sequence[str], specs: Sequence[Spec], known: set | 
     """``{run_id: [value of each spec]}`` without joins (so for any number of specs): run
     fields from ``runs``, the rest from ``run_metrics`` and ``run_params`` by (name, run_id);
     ``known``: the (table, name) pairs known to exist (others are checked)."""
-    known = set() if known is None else known
-    check = RunQuery(db, known=known)
-    tables = {"metric": "run_metrics", "param": "run_params"}
+    check = RunQuery(db, known=set() if known is None else known)
     for spec in specs:
-        if spec.kind != "field" and (tables[spec.kind], spec.name) not in known:
-            check.column(spec)  # an unknown name is an error with a hint
-    found: dict[tuple, Any] = {}
-    fields = [s for s in specs if s.kind == "field"]
-    for kind, table in (("metric", "run_metrics"), ("param", "run_params")):
+        if spec.kind != "field":
+            check.require(spec)  # an unknown name is an error with a hint
+    found: dict[tuple, Any] = {}  # (kind, run_id, name, value SQL) -> value
+    for kind, table in SPEC_TABLES.items():
         named = [s for s in specs if s.kind == kind]
         names = list(dict.fromkeys(s.name for s in named))
-        exprs = list(dict.fromkeys(SUMMARY_SQL[s.summary] if kind == "metric" else PARAM_SQL for s in named))
+        exprs = list(dict.fromkeys(value_sql(s) for s in named))
         for ids, chunk in _batches(run_ids, names):
             sql = (f"SELECT a.run_id, a.name, {', '.join(e.format(a='a') for e in exprs)} FROM {table} a "
                    f"WHERE a.run_id IN ({', '.join('?' * len(ids))}) AND a.name IN ({', '.join('?' * len(chunk))})")
             for run_id, name, *cells in db.conn.execute(sql, [*ids, *chunk]):
-                for expr, cell in zip(exprs, cells):
-                    found[(kind, run_id, name, expr)] = cell
+                found.update(((kind, run_id, name, expr), cell) for expr, cell in zip(exprs, cells))
+    fields = [s for s in specs if s.kind == "field"]
     if fields:
         for ids, _ in _batches(run_ids, [""]):
             sql = (f"SELECT r.run_id, {', '.join(FIELD_SQL[s.name] for s in fields)} FROM runs r "
                    f"WHERE r.run_id IN ({', '.join('?' * len(ids))})")
             for run_id, *cells in db.conn.execute(sql, ids):
                 found.update((("field", run_id, s.name, ""), cell) for s, cell in zip(fields, cells))
-
-    def where(spec: Spec) -> tuple:
-        expr = "" if spec.kind == "field" else SUMMARY_SQL[spec.summary] if spec.kind == "metric" else PARAM_SQL
-        return spec.kind, spec.name, expr
-
-    keys = [where(spec) for spec in specs]
+    keys = [(s.kind, s.name, "" if s.kind == "field" else value_sql(s)) for s in specs]
     return {run_id: [found.get((kind, run_id, name, expr)) for kind, name, expr in keys] for run_id in run_ids}
 
 

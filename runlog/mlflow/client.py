@@ -208,17 +208,22 @@ class ServerRuns:
         return [(parent, self._children(run_id, parent)) for parent in parents]
 
     def _parents(self, run_id: str) -> list[Any]:
-        return [r for r in self.runs.get(run_id, []) if not r.data.tags.get(TAG_BRANCH)]
+        return [r for r in self.runs.get(run_id, []) if not is_child(r)]
 
     def _children(self, run_id: str, parent: Any) -> dict[str, Any]:
         children: dict[str, list[Any]] = {}
         for run in self.runs.get(run_id, []):
-            if run.data.tags.get(TAG_BRANCH) and run.data.tags.get(TAG_PARENT) == parent.info.run_id:
+            if is_child(run) and run.data.tags.get(TAG_PARENT) == parent.info.run_id:
                 children.setdefault(run.data.tags[TAG_BRANCH], []).append(run)
         return {branch: pick_existing(runs) for branch, runs in children.items()}
 
     def experiment_name(self, experiment_id: str) -> str:
         return self.names.get(experiment_id, experiment_id)
+
+
+def is_child(run: Any) -> bool:
+    """Whether an MLflow run is a branch's child run (``--branches child-runs``)."""
+    return bool(run.data.tags.get(TAG_BRANCH))
 
 
 def pick_existing(runs: Sequence[Any]) -> Any | None:
@@ -259,9 +264,9 @@ def find_run(client, experiment_id: str, run_id: str) -> Any | None:
         quoted = f'"{run_id}"'
     else:  # both quote kinds: no filter literal can hold it, list them all
         runs = existing_runs(client, experiment_id).get(run_id, [])
-        return pick_existing([r for r in runs if not r.data.tags.get(TAG_BRANCH)])
+        return pick_existing([r for r in runs if not is_child(r)])
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_RUN_ID}` = {quoted}", max_results=50)
-    return pick_existing([r for r in runs if r.data.tags.get(TAG_RUN_ID) == run_id and not r.data.tags.get(TAG_BRANCH)])
+    return pick_existing([r for r in runs if r.data.tags.get(TAG_RUN_ID) == run_id and not is_child(r)])
 
 
 def batches(params: dict[str, str], tags: dict[str, str], metrics: Sequence[Any]) -> Iterable[tuple[list, list, list]]:

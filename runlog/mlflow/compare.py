@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import RunlogError
+from ..output import counted
 from .client import TAG_PARENT, histories
 from .naming import MetricPoint
 from .plan import RunPlan, json_equal
@@ -97,7 +98,7 @@ def differences(client, plan: RunPlan, run: Any, parent_id: str | None = None) -
         wrong = sum(1 for p in points if p.step not in latest or not same_value(latest[p.step].value, p.value))
         wrong += len(set(latest) - {p.step for p in points})
         if wrong:
-            found.append(f"{wrong} point{'s' if wrong > 1 else ''} of {key}")
+            found.append(f"{counted(wrong, 'point')} of {key}")
     found += [f"metric {key} (not in runlog)" for key in sorted(set(run.data.metrics) - set(wanted))]
     have = run.data.params
     found += [f"param {k}" for k, v in plan.params.items() if k not in have or not json_equal(have[k], v)]

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import RunlogError
+from ..output import counted
 from .branches import plan_runs
 from .client import (
     TAG_COMPLETE,
@@ -107,15 +108,11 @@ class ExportReport:
         changed = sum(len(o.changed) for o in self.outcomes)
         more = [f"{n} {kind}" for kind, n in (("resumed", self.resumed), ("replaced", self.count("replaced"))) if n]
         line = (
-            f"{_n(self.exported, 'run')} exported{' (' + ', '.join(more) + ')' if more else ''}, "
+            f"{counted(self.exported, 'run')} exported{' (' + ', '.join(more) + ')' if more else ''}, "
             f"{self.skipped} skipped as already in MLflow, {self.failed} failed; "
-            f"{_n(points, 'metric point')} and {_n(params, 'param')} sent"
+            f"{counted(points, 'metric point')} and {counted(params, 'param')} sent"
         )
-        return line + (f" ({changed} changed point{'s' if changed != 1 else ''} logged again)" if changed else "")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+        return line + (f" ({counted(changed, 'changed point')} logged again)" if changed else "")
 
 
 @dataclasses.dataclass
@@ -210,7 +207,7 @@ class _Exporter:
         self.tracking_uri = tracking_uri
         self.options = options
         self.experiments = Experiments(client)
-        self._lookups: dict[str | None, ServerRuns] = {}
+        self._lookups: dict[tuple | None, ServerRuns] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self.server_gone = ""
@@ -221,11 +218,13 @@ class _Exporter:
         return self._local.conn
 
     def lookup(self, experiment_id: str | None) -> ServerRuns:
-        """The runs already in MLflow: the whole server's, or with ``copy`` the target experiment's."""
-        scope = (experiment_id or "") if self.options.copy else None
+        """The runs already in MLflow: the whole server's, or with ``copy`` the target
+        experiment's (none while that experiment does not exist)."""
+        scope = (experiment_id,) if self.options.copy else None  # None: every experiment
         with self._lock:
             if scope not in self._lookups:
-                self._lookups[scope] = ServerRuns(self.client, None if scope is None else [scope] if scope else [])
+                self._lookups[scope] = (ServerRuns(self.client) if scope is None
+                                        else ServerRuns(self.client, [experiment_id] if experiment_id else []))
             return self._lookups[scope]
 
     def export_one(self, run_id: str) -> RunOutcome:
@@ -253,7 +252,8 @@ class _Exporter:
             experiment_id = run.info.experiment_id  # its one place on this server
             outcome.experiment = lookup.experiment_name(experiment_id)
             outcome.note = f"already in experiment {outcome.experiment}"
-        if run is not None and self.options.replace:  # anew, where it was unless --experiment says
+        replaced = run is not None and self.options.replace
+        if replaced:  # anew, where it was unless --experiment says
             for old in [run, *children.values()]:
                 self.client.delete_run(old.info.run_id)
             outcome.note = f"replaced MLflow run {run.info.run_id}"
@@ -267,7 +267,7 @@ class _Exporter:
             sent = self._sync(experiment_id, item_plan, existing, params, metrics, parent_id)
             parent_id = parent_id or sent or run.info.run_id
             if sent and outcome.outcome == "skipped":
-                outcome.outcome = "resumed" if run is not None else "replaced" if outcome.note else "exported"
+                outcome.outcome = "resumed" if run is not None else "replaced" if replaced else "exported"
             outcome.metric_points += len(metrics)
             outcome.params += len(params or {})
             outcome.changed += [f"{item_plan.branch}: {c}" if item_plan.branch else c for c in changed]

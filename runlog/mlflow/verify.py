@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import RunlogError
+from ..output import counted
 from .branches import plan_runs
 from .client import ServerRuns, describe
 from .compare import differences
@@ -57,7 +58,7 @@ class VerifyReport:
 
     def summary(self) -> str:
         failed = f", {self.count('failed')} failed" if self.count("failed") else ""
-        return (f"{len(self.checks)} run{'s' if len(self.checks) != 1 else ''} verified: {self.count('ok')} ok, "
+        return (f"{counted(len(self.checks), 'run')} verified: {self.count('ok')} ok, "
                 f"{self.count('differs')} differ, {self.count('missing')} missing{failed}")
 
 
