@@ -33,7 +33,7 @@ from runlog.lake.dest import LakeDest  # noqa: E402
 BIN = Path(sys.executable).parent
 FIXTURE_RUNS = len(fixture_sources())
 # Several thousand small runs in all four formats and layouts, and the real ones.
-SHAPE = Shape(runs=2000, steps=5, keys=3, increments=4)
+SHAPE = Shape(runs=3000, steps=5, keys=3, increments=4)
 
 
 def copy_fixtures(store: Path) -> None:
