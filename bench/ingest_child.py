@@ -20,9 +20,10 @@ import time
 def main() -> None:
     store, db = sys.argv[1], sys.argv[2]
     from runlog.index import flatten, ingest  # imports first: their memory is reported apart
+    from runlog.index.points import MetricPoints
 
     if "--no-summaries" in sys.argv[3:]:
-        flatten.run_metric_rows = flatten.run_param_rows = flatten.tile_rows = lambda *args: []
+        flatten.run_param_rows = MetricPoints.summaries = MetricPoints.tiles = lambda *args: []
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()

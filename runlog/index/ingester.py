@@ -2,9 +2,9 @@
 
 One pass: :class:`~runlog.index.sources.Discovery` finds the sources (a bucket's
 listing streams alongside ingest), :class:`~runlog.index.plan.Planner` decides what
-changed, :mod:`~runlog.index.flatten` turns a run into rows, and
-:class:`~runlog.index.writer.IndexWriter` replaces its run's rows inside one
-transaction. Unchanged sources are skipped without being read.
+changed, :mod:`~runlog.index.flatten` turns a run into rows (a run-log file straight
+from its JSON), and :class:`~runlog.index.writer.IndexWriter` replaces its run's rows
+inside one transaction. Unchanged sources are skipped without being read.
 
 >>> report = ingest([".run_log_store"], "runlog.db")  # doctest: +SKIP
 >>> report.ingested, report.unchanged, report.failed   # doctest: +SKIP
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import BadRunLog, RunlogError, UsageProblem
 from ..output import counted
-from ..store import is_url, remote_exists
+from ..store import is_url, read_json, remote_exists
 from . import flatten
 from .db import open_db, restore_bulk_indexes
 from .plan import Planner, epoch_ns
@@ -139,8 +139,7 @@ class Ingester:
                     self.writer.write(lambda: self.writer.restat_source(key, decision.stat))
                 self.report.unchanged += 1
                 return
-            run = read_source(source, layout)
-            flat = flatten.flatten_run(run, layout=layout, source_path=key, ingested_at=self.writer.stamp)
+            flat = self._flatten(source, layout, key)
             self._check_owner(key, flat.run_id)
             self.writer.write(lambda: self.writer.replace_run(key, decision.old_run_id, flat, decision.stat,
                                                               decision.digest))
@@ -153,7 +152,15 @@ class Ingester:
         except RecursionError:  # JSON nested within Python's limit to parse, past it to flatten
             return self._fail(key, BadRunLog(source, "is nested too deeply to index"))
         self.report.ingested += 1
-        self.report.metric_points += len(flat.metrics)
+        self.report.metric_points += flat.metric_count
+
+    def _flatten(self, source: Source, layout: str, key: str) -> flatten.FlatRun:
+        """A run-log file straight from its JSON (through the models only when its shape is
+        unusual); a chunked run folder or a remote run through the models that read it."""
+        where = {"layout": layout, "source_path": key, "ingested_at": self.writer.stamp}
+        if layout == "file-system" and isinstance(source, Path):
+            return flatten.flatten_parsed(read_json(source), source, **where)
+        return flatten.flatten_run(read_source(source, layout), **where)
 
     def _check_owner(self, key: str, run_id: str) -> None:
         row = self.conn.execute("SELECT source_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()

@@ -20,6 +20,7 @@ bucket has the min, max, count and mean of the points of its steps.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 TILE_COLUMNS = ("run_id", "step_name", "key", "width", "tile", "count", "total", "lo", "lo_step", "hi", "hi_step",
@@ -36,20 +37,28 @@ def tile_rows(run_id: str, groups: dict[tuple[str, str], list[tuple]], minimum: 
     more; ``groups`` are a run's metric rows by series (``summaries.group_series``)."""
     out: list[tuple] = []
     for (step_name, key), rows in groups.items():
-        if len(rows) < minimum:
-            continue
-        # each point as a tile of one step: (tile, count, total, lo, lo_step, hi, hi_step, first, last)
-        tiles = [(row[3], 1, row[4], row[4], row[3], row[4], row[3], row[3], row[3]) for row in rows
-                 if row[4] is not None and -math.inf < row[4] < math.inf]
-        if len(tiles) < minimum:
-            continue
-        previous = 1
-        for width in WIDTHS:  # each width folds the tiles of the one before it
-            tiles = merge_tiles(tiles, width // previous)
-            previous = width
-            if len(tiles) < MIN_TILES:
-                break
-            out.extend((run_id, step_name, key, width, *tile) for tile in tiles)
+        if len(rows) >= minimum:
+            out += series_tiles(run_id, step_name, key, [(row[3], row[4]) for row in rows], minimum)
+    return out
+
+
+def series_tiles(run_id: str, step_name: str, key: str, points: Iterable[tuple[int, float | None]],
+                 minimum: int = TILED_FROM) -> list[tuple]:
+    """``metric_tiles`` rows of one series, from its ``(step, value)`` points in step order
+    (none when it has fewer than ``minimum`` finite values)."""
+    # each point as a tile of one step: (tile, count, total, lo, lo_step, hi, hi_step, first, last)
+    tiles = [(step, 1, value, value, step, value, step, step, step) for step, value in points
+             if value is not None and -math.inf < value < math.inf]
+    if len(tiles) < minimum:
+        return []
+    out: list[tuple] = []
+    previous = 1
+    for width in WIDTHS:  # each width folds the tiles of the one before it
+        tiles = merge_tiles(tiles, width // previous)
+        previous = width
+        if len(tiles) < MIN_TILES:
+            break
+        out.extend((run_id, step_name, key, width, *tile) for tile in tiles)
     return out
 
 

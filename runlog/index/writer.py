@@ -95,14 +95,15 @@ class IndexWriter:
         conn.execute(INSERT["runs"], flat.run)
         for table in ("steps", "attempts", "params", "catalog", "code_identities", "metrics", "run_metrics",
                       "run_params", "metric_tiles"):
-            rows = getattr(flat, table)
-            if rows:
+            if table == "metrics":  # made as SQLite takes them: a long run's rows are never all held at once
+                conn.executemany(INSERT[table], flat.metric_rows())
+            elif rows := getattr(flat, table):
                 conn.executemany(INSERT[table], rows)
-        if flat.metrics:
+        if flat.metric_count:
             fill_latest(conn, flat.run_id)
         self.record_source(key, flat.run_id, stat, digest)
         conn.execute("DELETE FROM ingest_errors WHERE path = ?", (key,))
-        self.pending_rows += len(flat.metrics) + len(flat.params) + len(flat.steps) + 1
+        self.pending_rows += flat.metric_count + len(flat.params) + len(flat.steps) + 1
 
     def delete_run(self, run_id: str, only_from: str | None = None) -> None:
         """Every row of ``run_id`` (only when it was read from ``only_from``, if given)."""

@@ -5,10 +5,11 @@ of one; found as ``runlog ingest`` finds them) or an index file (its tables are
 read, read-only). Each run becomes a :class:`SourceRef`: small, picklable (it goes
 to a worker process), with the fingerprint the listing gave.
 
-A run-log file takes the fast path: parsed by orjson (the standard ``json`` where
-orjson refuses it, or for integers too long for it) and flattened by
-:mod:`.fastpath`; a chunked run folder, or a log the fast path calls unusual, goes
-through the models (:func:`runlog.index.flatten.flatten_run`). Both give the same rows.
+A run-log file is parsed by orjson (the standard ``json`` where orjson refuses it, or
+for integers too long for it) and flattened straight from its JSON by
+:func:`runlog.index.flatten.flatten_json`, as ingest flattens it; a chunked run folder,
+or a log of an unusual shape, goes through the models first
+(:func:`runlog.index.flatten.flatten_run`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadRunLog, MissingExtra
-from ..index import flatten
+from ..index.flatten import FlatRun, Unusual, flatten_json, flatten_run
 from ..index.sources import Discovery, stat_of
 from ..store import RemoteSource, parse_json, read_run_folder, regular_file_stat
 from ..store.jsonio import run_from_json
-from .fastpath import FastRun, Unusual, flatten_json
 from .tables import COLUMNS, TableBuffers
 
 INDEX_LAYOUT = "index"
@@ -128,23 +128,21 @@ class RunReader:
         return rows, run_id, points, digest
 
     def _read(self, ref: SourceRef, into: TableBuffers) -> tuple[str, int, str]:
+        where = {"layout": ref.layout, "source_path": ref.key, "ingested_at": self.ingested_at}
         if ref.layout == "chunked-fs":
             run, digest = self._read_folder(ref)
-            flat = flatten.flatten_run(run, layout=ref.layout, source_path=ref.key, ingested_at=self.ingested_at)
-            return _checked_add(into, flat, len(flat.metrics)) + (digest,)
+            return _checked_add(into, flatten_run(run, **where)) + (digest,)
         raw = self._bytes(ref)
         digest = hashlib.sha256(raw).hexdigest()
         data, fast_parse = _parse(raw, ref.key)
         try:
-            fast = flatten_json(data, layout=ref.layout, source_path=ref.key, ingested_at=self.ingested_at)
+            flat = flatten_json(data, **where)
         except Unusual:
-            run = run_from_json(data, ref.key)
-            flat = flatten.flatten_run(run, layout=ref.layout, source_path=ref.key, ingested_at=self.ingested_at)
-            return _checked_add(into, flat, len(flat.metrics)) + (digest,)
-        if fast_parse and _fits(fast):
-            _add_fast(into, fast)
-            return fast.run_id, fast.points, digest
-        return _checked_add(into, fast, fast.points) + (digest,)
+            return _checked_add(into, flatten_run(run_from_json(data, ref.key), **where)) + (digest,)
+        if fast_parse and _fits(flat):
+            into.add_run(flat)
+            return flat.run_id, flat.metric_count, digest
+        return _checked_add(into, flat) + (digest,)
 
     def _bytes(self, ref: SourceRef) -> bytes:
         if "://" not in ref.key:
@@ -206,33 +204,20 @@ def _long_integer(raw: bytes) -> bool:
     return False
 
 
-def _fits(fast: FastRun) -> bool:
+def _fits(flat: FlatRun) -> bool:
     """Whether the integers Parquet keeps as int64 fit (the only values orjson may give that do not)."""
-    numbers = [row[2] for row in fast.attempts] + [row[2] for row in fast.params] + \
-              [row[2] for row in fast.code_identities]
+    numbers = [row[2] for row in flat.attempts] + [row[2] for row in flat.params] + \
+              [row[2] for row in flat.code_identities]
     return all(-(1 << 63) <= n < (1 << 63) for n in numbers)
 
 
-def _add_fast(into: TableBuffers, fast: FastRun) -> None:
-    into.add_rows("runs", [fast.run])
-    for table in ("steps", "attempts", "params", "catalog", "code_identities", "run_metrics", "run_params"):
-        into.add_rows(table, getattr(fast, table))
-    into.extend("metrics", fast.metrics)
-
-
-def _checked_add(into: TableBuffers, flat, points: int) -> tuple[str, int]:
-    """Add a run whose values may not fit Parquet (the model path, or the standard parser)
+def _checked_add(into: TableBuffers, flat: FlatRun) -> tuple[str, int]:
+    """Add a run whose values may not fit Parquet (through the models, or the standard parser)
     to its own buffers, and convert them once: a value Arrow cannot hold fails this run alone."""
-    if isinstance(flat, FastRun):
-        _add_fast(into, flat)
-    else:
-        into.add_rows("runs", [flat.run])
-        for table in COLUMNS:
-            if table != "runs":
-                into.add_rows(table, getattr(flat, table))
+    into.add_run(flat)
     for table in COLUMNS:
         into.to_arrow(table)  # raises on a value Arrow cannot hold
-    return flat.run_id, points
+    return flat.run_id, flat.metric_count
 
 
 def read_index_rows(origin: str, run_ids: list[str], into: TableBuffers) -> None:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..index import flatten, summaries
+from ..index.points import MetricPoints, PlainSeries
 from ..models import parse_time
 
 # The lake's schema version, in every file's metadata and in the lake's descriptor.
@@ -154,8 +155,9 @@ def new_column(table: str, column: str) -> list | Runs:
 class TableBuffers:
     """One bucket's rows, as a list per column of each table (in ``COLUMNS`` order).
 
-    Rows come in as tuples (:meth:`add_rows`, the model path and an index file) or as
-    whole columns (:meth:`extend`, the fast path); :meth:`to_arrow` types them."""
+    Rows come in as a flattened run (:meth:`add_run`: plain series as whole columns), as
+    tuples (:meth:`add_rows`, an index file's rows) or as columns (:meth:`extend`, another
+    bucket's); :meth:`to_arrow` types them."""
 
     def __init__(self) -> None:
         self.columns: dict[str, list] = {t: [new_column(t, c) for c in COLUMNS[t]] for t in TABLES}
@@ -164,6 +166,30 @@ class TableBuffers:
         if rows:
             for column, values in zip(self.columns[table], zip(*rows)):
                 column.extend(values)
+
+    def add_run(self, flat: flatten.FlatRun) -> None:
+        """All rows of one run (:func:`runlog.index.flatten.flatten_json`)."""
+        self.add_rows("runs", [flat.run])
+        for table in ("steps", "attempts", "params", "catalog", "code_identities", "run_metrics", "run_params"):
+            self.add_rows(table, getattr(flat, table))
+        self.add_points(flat.points)
+
+    def add_points(self, points: MetricPoints) -> None:
+        """A run's metric points, in their order: a plain series as whole columns (no row per point)."""
+        run_ids, names, keys, steps, values, texts, kinds, stamps = self.columns["metrics"]
+        for part in points.parts:
+            if type(part) is not PlainSeries:
+                self.add_rows("metrics", part)
+                continue
+            n = len(part.steps)
+            run_ids.add(points.run_id, n)
+            names.add(part.step_name, n)
+            keys.add(part.key, n)
+            steps.extend(part.steps)
+            values.extend(part.values or [None] * n)
+            texts.extend(part.texts or [None] * n)
+            kinds.add(part.kind, n)
+            stamps.add(part.stamp, n)
 
     def extend(self, table: str, columns: list) -> None:
         for column, values in zip(self.columns[table], columns):

@@ -28,7 +28,7 @@ from typing import Any, ContextManager
 from ..record import tracking
 from .client import TAG_RUN_ID, Experiments, configure_http, describe, find_run, require_mlflow, send
 from .naming import Mapper, MetricPoint, experiment_name, mlflow_status
-from ..index.flatten import value_points
+from ..index.points import value_points
 
 
 def _current_step_name() -> str:

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlencode
 
 from datasette.utils.asgi import NotFound, Response
 
-from ..index.flatten import timestamp_ms
+from ..index.points import timestamp_ms
 from ..index.tiles import read_series, read_series_by_time
 from ..output import iso_utc, json_safe
 from .charts import SMOOTHING, Line, line_chart
