@@ -37,7 +37,6 @@ def imports(name: str, path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
             for inner in node.body for n in ast.walk(inner)}
-    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = set()
     for node in ast.walk(tree):
         if id(node) in skip:
@@ -45,12 +44,19 @@ def imports(name: str, path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in MODULES}
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(here[: len(here) - node.level + 1] + (node.module.split(".") if node.module else [])) \
-                if node.level else (node.module or "")
+            base = imported_from(name, path, node)
             subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES}
             found |= subs or ({base} if base in MODULES else set())
     found.discard(name)
     return found
+
+
+def imported_from(name: str, path: Path, node: ast.ImportFrom) -> str:
+    """The absolute name of the module ``from ... import`` reads, in module ``name``."""
+    if not node.level:
+        return node.module or ""
+    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    return ".".join(here[: len(here) - node.level + 1] + (node.module.split(".") if node.module else []))
 
 
 GRAPH = {name: imports(name, path) for name, path in MODULES.items()}
@@ -98,6 +104,22 @@ def test_imports_flow_down_the_layers():
 
 def test_the_bottom_imports_nothing_of_runlog():
     assert {name: targets for name, targets in GRAPH.items() if layer(name) == 0 and targets} == {}
+
+
+def test_no_package_imports_another_packages_private_names():
+    """``from ..index.flatten import _number`` couples two packages through a name that was
+    never meant to leave its own: make it public, or keep it where it is used."""
+    private = []
+    for name, path in MODULES.items():
+        package = name.split(".")[:2]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = imported_from(name, path, node)
+            if base.startswith("runlog") and base.split(".")[:2] != package:
+                private += [f"{name}: {base}.{a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    assert private == []
 
 
 @pytest.mark.parametrize("kind, limit", [(ast.ClassDef, 150), ((ast.FunctionDef, ast.AsyncFunctionDef), 60)])
