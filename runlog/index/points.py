@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import chain, repeat
 from typing import Any
 
-from ..models import parse_time
+from ..models import PARAMETER_KINDS, parse_time
 from ..output import json_safe
 from .summaries import NO_POSITION, NameClaims, group_series, mean_of, summary_row
 from .tiles import TILED_FROM, series_tiles
@@ -125,7 +125,7 @@ def parameter(raw: Any) -> tuple[str, Any]:
     >>> parameter({"kind": "metric", "value": 0.5}), parameter(3)
     (('metric', 0.5), ('raw', 3))
     """
-    if isinstance(raw, dict) and raw.get("kind") in ("json", "metric", "object") and "value" in raw:
+    if isinstance(raw, dict) and raw.get("kind") in PARAMETER_KINDS and "value" in raw:
         return raw["kind"], raw["value"]
     return "raw", raw
 
@@ -277,7 +277,8 @@ class MetricPoints:
         if fields:
             for field in fields:
                 self._claim(field)
-            self._extend([row for at_step in zip(*(field.rows(self.run_id) for field in fields)) for row in at_step])
+            rows = (field.rows(self.run_id) if type(field) is PlainSeries else field for field in fields)
+            self._extend([row for at_step in zip(*rows) for row in at_step])
             return
         self.add_points(step_name, (p for step, value in zip(steps, values) for p in value_points(key, step, value)),
                         stamp)
@@ -306,29 +307,36 @@ class MetricPoints:
         self._extend(rows)
 
     def _fields(self, step_name: str, key: str, steps: list[int], values: list, stamp: int | None) -> list | None:
-        """The plain series of each field of a series of dicts with the same fields, else None."""
+        """A series of dicts with the same fields as one series per field (at any depth):
+        a PlainSeries, or its rows, one a step; None when the values are not such dicts."""
         first = values[0]
         if type(first) is not dict or not first:
             return None
         names = list(first)
         if not all(type(v) is dict and list(v) == names for v in values):
             return None
-        found = []
+        found: list[PlainSeries | list[tuple]] = []
         for name in names:
             inner, field_key = [v[name] for v in values], f"{key}.{name}"
             series = PlainSeries.of(step_name, field_key, steps, inner, stamp)
-            fields = [series] if series is not None else self._fields(step_name, field_key, steps, inner, stamp)
-            if not fields:
+            if series is not None:
+                found.append(series)
+            elif not any(type(v) is dict and v for v in inner):  # one row a step
+                found.append([(self.run_id, step_name, field_key, step, *classify(v), stamp)
+                              for step, v in zip(steps, inner)])
+            elif (fields := self._fields(step_name, field_key, steps, inner, stamp)) is not None:
+                found += fields
+            else:
                 return None
-            found += fields
         return found
 
-    def _claim(self, series: PlainSeries) -> None:
-        group = (series.step_name, series.key)
+    def _claim(self, series: PlainSeries | list[tuple]) -> None:
+        """Take ``series`` (a PlainSeries, or the rows of one key) as its key's group."""
+        group = (series.step_name, series.key) if type(series) is PlainSeries else series[0][1:3]
         if group in self.groups:
             self.clash = True
         else:
-            self.groups[group] = series
+            self.groups[group] = series if type(series) is PlainSeries else list(series)
 
     def _extend(self, rows: list[tuple]) -> None:
         if self.parts and type(self.parts[-1]) is list:

@@ -118,14 +118,23 @@ class Runs:
         self.counts.append(count)
 
     def extend(self, values) -> None:
-        if isinstance(values, Runs):
-            for value, count in zip(values.values, values.counts):
-                self.add(value, count)
+        if isinstance(values, Runs):  # its runs differ from their neighbours already: only the first may join
+            if values.values:
+                self.add(values.values[0], values.counts[0])
+                self.values.extend(values.values[1:])
+                self.counts.extend(values.counts[1:])
             return
-        import itertools
-
-        for value, group in itertools.groupby(values):
-            self.add(value, sum(1 for _ in group))
+        values = values if isinstance(values, list) else list(values)
+        if not values:
+            return
+        if values.count(values[0]) == len(values):  # one run: a series' run, step, key...
+            self.add(values[0], len(values))
+            return
+        # Where the value changes (in a series of dicts, the key changes at every row).
+        cuts = [0, *(i for i in range(1, len(values)) if values[i] != values[i - 1]), len(values)]
+        self.add(values[0], cuts[1])
+        self.values.extend(values[i] for i in cuts[1:-1])
+        self.counts.extend(end - start for start, end in zip(cuts[1:-1], cuts[2:]))
 
     def __len__(self) -> int:
         return sum(self.counts)
