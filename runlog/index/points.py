@@ -167,7 +167,11 @@ def utc(moment: datetime) -> datetime:
 
 
 def number(value: Any) -> float | None:
-    """A REAL for int/float (not bool); None otherwise, for NaN, or when it does not fit."""
+    """A REAL for int/float (not bool); None otherwise, for NaN, or when it does not fit.
+
+    >>> number(3), number(True), number(10**400), number("3")
+    (3.0, None, None, None)
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
@@ -179,7 +183,11 @@ def number(value: Any) -> float | None:
 
 def unique(rows: Iterable[tuple], key_len: int) -> list[tuple]:
     """Rows made unique on their primary key (the first ``key_len`` columns): the last
-    one wins, in the place of the first."""
+    one wins, in the place of the first.
+
+    >>> unique([("a", 1), ("b", 2), ("a", 3)], 1)
+    [('a', 3), ('b', 2)]
+    """
     rows = list(rows)
     found = dict(zip(map(operator.itemgetter(slice(0, key_len)), rows), rows))
     return rows if len(found) == len(rows) else list(found.values())
@@ -190,7 +198,13 @@ def unique(rows: Iterable[tuple], key_len: int) -> list[tuple]:
 
 class PlainSeries:
     """One series of plain values, kept whole: floats without NaN (``values``), or
-    strings or bools (``texts``); steps increasing; one time for every point."""
+    strings or bools (``texts``); steps increasing; one time for every point.
+
+    >>> list(PlainSeries.of("train", "ok", [0, 5], [True, False], None).rows("r"))
+    [('r', 'train', 'ok', 0, None, 'true', 'bool', None), ('r', 'train', 'ok', 5, None, 'false', 'bool', None)]
+    >>> PlainSeries.of("train", "loss", [0, 1], [0.5, float("nan")], None) is None
+    True
+    """
 
     __slots__ = ("step_name", "key", "steps", "values", "texts", "kind", "stamp", "mean")
 
