@@ -377,7 +377,11 @@ def test_the_same_run_id_from_two_live_sources_is_an_error(fixture_store, tmp_pa
 
 BAD_FILES = [
     ("notjson.json", "{bad", "is not JSON (line 1, column 2: Expecting property name enclosed in double quotes)"),
-    ("list.json", "[1, 2]", "is JSON but not a run log (top level is list)"),
+    ("list.json", "[1, 2]", "is JSON but not a run log (top level is an array, not an object)"),
+    ("null.json", "null", "is JSON but not a run log (top level is null, not an object)"),
+    ("string.json", '"run"', "is JSON but not a run log (top level is a string, not an object)"),
+    ("number.json", "1.5", "is JSON but not a run log (top level is a number, not an object)"),
+    ("boolean.json", "true", "is JSON but not a run log (top level is a boolean, not an object)"),
     ("noid.json", '{"steps": {}}', "run_id: Field required"),
     ("empty.json", "", "is empty"),
     ("steps.json", '{"run_id": "x", "steps": {"a": {"name": "a"}}}', "steps.a.internal_name: Field required"),
@@ -409,7 +413,7 @@ def test_bad_chunk_inside_a_run_folder_names_the_chunk(fixture_store, tmp_path):
     assert report.failed == 1
     path, message = report.errors[0]
     assert path == str(run)
-    assert message.startswith("StepLog-shell-") and message.endswith(".json: is not a JSON object")
+    assert message.startswith("StepLog-shell-") and message.endswith(".json: is not a JSON object (top level is an array)")
 
 
 def test_a_failed_rewrite_keeps_the_previous_rows_whole(fixture_store, tmp_path):
