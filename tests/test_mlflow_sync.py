@@ -216,14 +216,31 @@ def test_map_branch_gets_its_iterate_value_as_a_param(fixture_db):
         ({"chunk": "1"}, ["chunk_score"]), ({"chunk": "2"}, ["chunk_score"]), ({"chunk": "3"}, ["chunk_score"])]
 
 
-@pytest.mark.parametrize("fmt", ["table", "json", "csv", "tsv", "nl"])
+DRY_RUN = {
+    "table": "run_id        experiment  status    metric_points  metrics  params  tags  renamed  truncated\n"
+             "------------  ----------  --------  -------------  -------  ------  ----  -------  ---------\n"
+             "case1-simple  study       FINISHED              0        0       2    11        0          0\n",
+    "json": json.dumps([{"run_id": "case1-simple", "experiment": "study", "status": "FINISHED", "metric_points": 0,
+                         "metrics": 0, "params": 2, "tags": 11, "renamed": 0, "truncated": 0}], indent=2) + "\n",
+    "csv": "run_id,experiment,status,metric_points,metrics,params,tags,renamed,truncated\n"
+           "case1-simple,study,FINISHED,0,0,2,11,0,0\n",
+    "tsv": "run_id\texperiment\tstatus\tmetric_points\tmetrics\tparams\ttags\trenamed\ttruncated\n"
+           "case1-simple\tstudy\tFINISHED\t0\t0\t2\t11\t0\t0\n",
+    "nl": '{"run_id": "case1-simple", "experiment": "study", "status": "FINISHED", "metric_points": 0, "metrics": 0, '
+          '"params": 2, "tags": 11, "renamed": 0, "truncated": 0}\n',
+}
+
+
+@pytest.mark.parametrize("fmt", DRY_RUN)
 def test_dry_run_report_in_every_format(fixture_db, fmt):
     result = run_export("case1-simple", "--dry-run", "--format", fmt, db=fixture_db)
-    assert result.exit_code == 0, result.output
-    if fmt == "table":
-        assert result.stdout.splitlines()[2].split()[:3] == ["case1-simple", "study", "FINISHED"]
-    else:
-        assert [(r["run_id"], str(r["params"])) for r in rows(result, fmt)] == [("case1-simple", "2")]
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, DRY_RUN[fmt], "dry run: 1 run would be exported; MLflow was not contacted\n")
+
+
+def test_dry_run_counts_runs_in_words(fixture_db):
+    every = run_export("--all", "--dry-run", "--format", "csv", "--no-headers", db=fixture_db)
+    assert (every.stdout.count("\n"), every.stderr) == (6, "dry run: 6 runs would be exported; MLflow was not contacted\n")
 
 
 def test_verify_is_not_combined_with_sending_options(fixture_db):

@@ -402,6 +402,20 @@ def test_metrics_history(db):
     assert len(json.loads(invoke("metrics", "case2-metrics", "--db", db, "--format", "json").stdout)) == 10
 
 
+NUMBERS_UP = [("loss_curve", 3, "0.33"), ("loss_curve", 2, "0.42"), ("loss_curve", 1, "0.61"),
+              ("eval_report.recall", 0, "0.7"), ("eval_report.precision", 0, "0.8"), ("accuracy", 0, "0.875"),
+              ("loss_curve", 0, "0.9"), ("n_epochs", 0, "4.0")]
+TEXT_UP = [("eval_report.labelName", 0, "positive"), ("converged", 0, "true")]
+
+
+@pytest.mark.parametrize("sort, expected", [("value", NUMBERS_UP + TEXT_UP), ("-value", NUMBERS_UP[::-1] + TEXT_UP[::-1])])
+def test_metrics_sort_puts_numbers_before_text_either_way(db, sort, expected):
+    result = invoke("metrics", "case2-metrics", "--sort", sort, "--format", "csv", "--no-headers", "--db", db)
+    kinds = {"positive": "text", "true": "bool"}
+    assert result.stdout == "".join(f"{key},train,{key},{step},{value},{kinds.get(value, 'numeric')},1795685261802\n"
+                                    for key, step, value in expected)
+
+
 def test_compare_marks_differences(db):
     result = invoke("compare", "legacy-track-this", "magnus-env-metrics", "--db", db, "--format", "json")
     rows = {r["spec"]: r for r in json.loads(result.stdout)}
