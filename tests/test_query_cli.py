@@ -64,6 +64,81 @@ def test_ingest_summary_exit_codes_and_error_lines(fixture_store, tmp_path):
     )
 
 
+def test_a_folder_of_stores_is_refused_naming_them_and_recursive(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    refused = invoke("ingest", "examples/real-logs", "--db", tmp_path / "x.db")
+    assert (refused.exit_code, refused.stdout, refused.stderr) == (2, "", (
+        "Error: examples/real-logs holds no run logs, only stores in folders below it: magnus-0.5-chunked-fs, "
+        "magnus-0.5-file-system, v0.5-file-system, v0.50-chunked-fs, v0.50-file-system; ingest one of them, "
+        "or all of them with --recursive\n"))
+    assert not (tmp_path / "x.db").exists()
+    every = invoke("ingest", "examples/real-logs", "--recursive", "--db", tmp_path / "x.db", "-q")
+    assert (every.exit_code, every.stdout, every.stderr) == (
+        0, "6 runs ingested, 0 unchanged, 0 failed, 0 pruned; 53 metric points written\n", "")
+    # Each run's source is recorded as when its store is ingested on its own.
+    stores = sorted(str(p) for p in (REPO / "examples" / "real-logs").iterdir() if p.is_dir())
+    assert invoke("ingest", *stores, "--db", tmp_path / "one-by-one.db", "-q").exit_code == 0
+    sql = "SELECT run_id, source_path, layout FROM runs ORDER BY 1"
+    assert invoke("query", sql, "--format", "json", "--db", tmp_path / "x.db").stdout == invoke(
+        "query", sql, "--format", "json", "--db", tmp_path / "one-by-one.db").stdout
+
+
+def test_recursive_takes_the_folder_itself_and_every_store_below_but_not_run_or_hidden_folders(tmp_path, fixtures_dir):
+    top = tmp_path / "top"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / ".hidden").mkdir()
+    shutil.copy(fixtures_dir / "v0.50-file-system" / "case1-simple.json", top)
+    shutil.copy(fixtures_dir / "v0.50-file-system" / "case2-metrics.json", top / "a" / "b")
+    shutil.copy(fixtures_dir / "v0.5-file-system" / "legacy-track-this.json", top / ".hidden")
+    shutil.copytree(fixtures_dir / "v0.50-chunked-fs" / "case4-branches-chunked", top / "a" / "case4-branches-chunked")
+    (top / "a" / "case4-branches-chunked" / "inner").mkdir()  # inside a run folder: not a store
+    shutil.copy(fixtures_dir / "v0.5-file-system" / "legacy-track-this.json", top / "a" / "case4-branches-chunked" / "inner")
+    result = invoke("ingest", top, "--recursive", "--db", tmp_path / "x.db", "-q")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, "3 runs ingested, 0 unchanged, 0 failed, 0 pruned; 16 metric points written\n", "")
+    listed = invoke("query", "SELECT source_path FROM runs ORDER BY 1", "--format", "csv", "--no-headers",
+                    "--db", tmp_path / "x.db")
+    assert listed.stdout.splitlines() == sorted(
+        str(p) for p in (top / "a" / "b" / "case2-metrics.json", top / "a" / "case4-branches-chunked",
+                         top / "case1-simple.json"))
+
+
+def test_symlinks_out_of_the_store_and_loops_are_skipped_with_a_line_each(tmp_path, fixtures_dir):
+    store = tmp_path / "store"
+    store.mkdir()
+    outside = tmp_path / "outside"
+    shutil.copytree(fixtures_dir / "v0.50-file-system", outside)
+    shutil.copy(outside / "case1-simple.json", store)
+    (store / "out.json").symlink_to(outside / "case2-metrics.json")
+    (store / "out-folder").symlink_to(outside)
+    (store / "back").symlink_to(store)
+    (store / "self").symlink_to(store / "self")
+    (store / "note.txt").symlink_to(outside / "case2-metrics.json")  # not a run: no line
+    result = invoke("ingest", store, "--db", tmp_path / "x.db", "-q")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, "1 run ingested, 0 unchanged, 0 failed, 0 pruned; 0 metric points written\n",
+        f"skipped: {store / 'back'}: a symlink back to {store}: not followed (a loop)\n"
+        f"skipped: {store / 'out-folder'}: a symlink out of the store (to {outside}): not followed\n"
+        f"skipped: {store / 'out.json'}: a symlink out of the store (to {outside / 'case2-metrics.json'}): "
+        "not followed\n"
+        f"skipped: {store / 'self'}: a symlink loop: not followed\n")
+
+
+def test_recursive_skips_symlinked_folders_out_of_the_folder_or_back_up_it_with_a_line_each(tmp_path, fixtures_dir):
+    top, outside = tmp_path / "top", tmp_path / "outside"
+    shutil.copytree(fixtures_dir / "v0.50-file-system", top / "runs")
+    shutil.copytree(fixtures_dir / "v0.5-file-system", outside)
+    (top / "group").mkdir()
+    (top / "group" / "elsewhere").symlink_to(outside)
+    (top / "group" / "up").symlink_to(top)
+    (top / "group" / "again").symlink_to(top / "runs")  # inside: ingested once, from runs
+    result = invoke("ingest", top, "--recursive", "--db", tmp_path / "x.db", "-q")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, "2 runs ingested, 0 unchanged, 0 failed, 0 pruned; 10 metric points written\n",
+        f"skipped: {top / 'group' / 'elsewhere'}: a symlink out of {top} (to {outside}): not followed\n"
+        f"skipped: {top / 'group' / 'up'}: a symlink back to {top}: not followed (a loop)\n")
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -311,7 +386,7 @@ def test_runs_filters(db):
     [
         (["runs", "--tag", "x' OR '1'='1"], "no run has tag \"x' OR '1'='1\""),
         (["runs", "--status", "SUCCESS' OR 1=1 --"], "no run has status \"SUCCESS' OR 1=1 --\""),
-        (["runs", "--tag", "exp-a", "--metric", "loss') ; DROP TABLE runs; --"], "column \"loss') ; DROP"),
+        (["runs", "--tag", "exp-a", "--metric", "loss') ; DROP TABLE runs; --"], "--metric \"loss') ; DROP"),
         (["runs", "--tag", "exp-a", "--metric", '`m0" FROM runs --`'], "no metric 'm0\" FROM runs --' in any run"),
         (["runs", "--where", "tag = 'x'' OR 1=1 --'"], None),
         (["metrics", "case2-metrics", "--key", "x' OR 1=1 --"], "no metric key \"x' OR 1=1 --\" in run"),

@@ -155,20 +155,22 @@ def syntax_error(what: str, text: str, exc: Exception, hint: str | None = None) 
     column = column if isinstance(column, int) and 0 < column <= len(text) else None
     found = str(token) if token is not None else text[column - 1] if column else ""
     summary = re.search(r"([A-Za-z_]\w*)$", text[: column - 1]) if found == ":" and column else None
+    expected = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
     if token is not None and getattr(token, "type", "") == "$END":
         problem = "unexpected end of expression"
-    elif found in ("'", '"', "`"):
+    elif _QUOTES.get(found) in expected:  # a quote that could open a string or name here: never closed
         return f"{what} {text!r}: the quote {found} at column {column} is never closed"
     elif summary:  # "median:loss": a word before ':' that is not a summary
         problem = f"unknown summary {summary.group(1)!r} at column {summary.start() + 1}"
         hint = hint or f"use {', '.join(SUMMARIES)} or param"
     else:
         problem = f"unexpected {found!r}" + (f" at column {column}" if column else "") if found else "unexpected input"
-    expected = getattr(exc, "expected", None) or getattr(exc, "allowed", None)
     if hint is None and expected:
         hint = f"expected {_one_of(expected)}"
     return f"{what} {text!r}: {problem}" + (f"; {hint}" if hint else "")
 
+
+_QUOTES = {"'": "STRING", '"': "STRING", "`": "QUOTED_NAME"}
 
 # What each terminal of the grammar means to a reader, in the order a reader thinks of them.
 _EXPECTED = {
