@@ -108,9 +108,3 @@ def test_unreachable_server_warns_once_and_the_run_goes_on(tmp_path, monkeypatch
     assert messages[0].startswith("MLflow tracker, run offline-1: MLflow tracking server http://127.0.0.1:")
     assert messages[0].endswith("the values stay in the run log and `runlog export mlflow` completes the MLflow run")
     assert run.store.get_run("offline-1").status == "SUCCESS"
-
-
-def test_default_tracker_context_is_a_null_context():
-    tracking.select_tracker("do-nothing")
-    with get_experiment_tracker_context() as client:
-        assert client is None
