@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -55,6 +58,23 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
         elif language is not None:
             lines.append(line)
     return blocks
+
+
+def script_formats(rows: list[dict]) -> dict[str, str]:
+    """The exact csv, tsv and nl text of ``rows`` (the rows a command prints as json),
+    written without runlog's renderer: csv as the csv module writes it, tsv tab-separated
+    (a value holding a tab, newline, backslash or quote is refused: tests of escaping
+    spell it out), nl one JSON object a line. Lists and objects are cells of JSON text."""
+    def cell(value) -> str:
+        return "" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+    header = list(rows[0]) if rows else []
+    lines = [header] + [[cell(row[c]) for c in header] for row in rows]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    assert not any(ch in value for line in lines for value in line for ch in '\t\n\\"'), lines
+    return {"csv": buffer.getvalue(), "tsv": "".join("\t".join(line) + "\n" for line in lines),
+            "nl": "".join(json.dumps(row) + "\n" for row in rows)}
 
 
 @pytest.fixture(scope="session")

@@ -17,18 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from browser import browser  # noqa: F401  (fixture)
 from loopback import free_port
 from web_index import FAILED_RUN, LONG_RUN, build_web_index
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +56,6 @@ def server(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
@@ -227,14 +206,32 @@ def test_drag_across_a_chart_to_zoom_and_back(open_page):
     assert path_of(page, "svg.rl-chart[data-title='loss'] polyline.rl-raw") == whole
 
 
-def test_hovering_a_chart_shows_the_values_there(open_page):
+def test_hovering_a_chart_shows_the_values_there(open_page, server):
     page = open_page("/-/runlog/run/sweep-ensemble")
-    chart = page.locator("svg.rl-chart[data-title='loss']")
-    box = chart.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    chart = "svg.rl-chart[data-title='loss']"
+    # The mouse on the point of step 5 of the first line (the run's loss), where the page drew it.
+    x, y = page.locator(chart).evaluate("""svg => {
+        const [px, py] = svg.querySelector("g.rl-series polyline.rl-raw").getAttribute("points").trim()
+            .split(/\\s+/)[5].split(",").map(Number);
+        const point = svg.createSVGPoint(); point.x = px; point.y = py;
+        const client = point.matrixTransform(svg.getScreenCTM());
+        return [client.x, client.y];
+    }""")
+    page.mouse.move(x, y)
     tip = page.locator(".rl-tip")
     assert tip.is_visible()
-    assert "loss:" in tip.inner_text() and "fit.b2.train/loss:" in tip.inner_text()
+    head, *lines = tip.inner_text().splitlines()
+    assert round(float(head.removeprefix("x "))) == 5
+    truth = {label: httpx.get(f"{server}/-/runlog/series.json", params={
+        "run": "sweep-ensemble", "step": step, "key": "loss"}).json()[5]["value"]
+        for label, step in (("loss", "fit.b1.train"), ("fit.b2.train/loss", "fit.b2.train"))}
+    assert truth == {"loss": 0.2454, "fit.b2.train/loss": 0.3198}
+    shown = dict(line.split(": ") for line in lines)
+    assert list(shown) == list(truth)
+    # Each value read back from where its point is drawn: true to one unit of the chart's height.
+    box = page.locator(chart).evaluate("svg => svg.dataset")
+    resolution = (float(box["y1"]) - float(box["y0"])) / (float(box["bottom"]) - float(box["top"]))
+    assert all(abs(float(shown[label]) - value) <= resolution for label, value in truth.items()), (shown, resolution)
 
 
 def test_failed_run_page(open_page):

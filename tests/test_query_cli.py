@@ -231,8 +231,9 @@ def test_query_formats(db):
     assert as_csv.stdout == (
         "run_id,tag,duration_s\nmagnus-env-metrics,magnus-demo,0.33349\nmagnus-env-metrics-chunked,magnus-demo,0.239733\n")
     nl = invoke("query", sql, "-p", "tag", "magnus-demo", "--db", db, "--format", "nl")
-    assert [json.loads(line)["run_id"] for line in nl.stdout.splitlines()] == [
-        "magnus-env-metrics", "magnus-env-metrics-chunked"]
+    assert nl.stdout == (
+        '{"run_id": "magnus-env-metrics", "tag": "magnus-demo", "duration_s": 0.33349}\n'
+        '{"run_id": "magnus-env-metrics-chunked", "tag": "magnus-demo", "duration_s": 0.239733}\n')
 
 
 def test_query_json_renders_nan_and_infinity_as_strings(db):
@@ -245,11 +246,11 @@ def test_named_queries(db):
     assert [(r["run_id"], r["value"]) for r in json.loads(board.stdout)] == [("legacy-track-this", 0.2)]
     asc = invoke("query", "--named", "leaderboard", "-p", "key", "answer", "-p", "direction", "min", "--db", db,
                  "--format", "csv")
-    assert asc.stdout.splitlines()[1:] == [  # csv keeps every digit, and times as stored
-        "legacy-track-this,legacy-demo,SUCCESS,2026-11-26 09:29:11.834054,emit api metrics,0,42.0",
-        "magnus-env-metrics,magnus-demo,SUCCESS,2026-11-26 09:30:01.737691,shell,0,42.0",
-        "magnus-env-metrics-chunked,magnus-demo,SUCCESS,2026-11-26 09:30:03.075233,shell,0,42.0",
-    ]
+    assert asc.stdout == (  # csv keeps every digit, and times as stored
+        "run_id,tag,status,start_time,step_name,step,value\n"
+        "legacy-track-this,legacy-demo,SUCCESS,2026-11-26 09:29:11.834054,emit api metrics,0,42.0\n"
+        "magnus-env-metrics,magnus-demo,SUCCESS,2026-11-26 09:30:01.737691,shell,0,42.0\n"
+        "magnus-env-metrics-chunked,magnus-demo,SUCCESS,2026-11-26 09:30:03.075233,shell,0,42.0\n")
     history = invoke("query", "--named", "metric_history", "-p", "run_id", "case2-metrics", "-p", "key", "loss_curve",
                      "--db", db, "--format", "json")
     assert [(r["name"], r["step"], r["value"]) for r in json.loads(history.stdout)] == [
@@ -416,33 +417,39 @@ def test_injection_through_run_ids_is_harmless(db, command):
 
 def test_show_tree(db):
     result = invoke("show", "magnus-env-metrics-chunked", "--db", db)
-    assert result.exit_code == 0
-    lines = result.stdout.splitlines()
-    assert lines[:2] == [
-        "run magnus-env-metrics-chunked  status SUCCESS  tag magnus-demo  format g1 chunked-fs",
-        "start 2026-11-26T09:30:03.075Z  end 2026-11-26T09:30:03.314Z  duration 0.240s",
-    ]
-    assert lines[3:19] == [
-        "steps",
-        "  shell  [task]  SUCCESS",
-        "    attempt 1  SUCCESS  2026-11-26T09:30:03.075Z  0.006s",
-        "  parallel  [parallel]  SUCCESS",
-        "    branch parallel.left",
-        "      left_metrics  [task]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.158Z  0.012s",
-        "      success  [success]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.204Z  0.001s",
-        "    branch parallel.right",
-        "      right_metrics  [task]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.250Z  0.006s",
-        "      success  [success]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.281Z  0.001s",
-        "  success  [success]  SUCCESS",
-        "    attempt 1  SUCCESS  2026-11-26T09:30:03.313Z  0.002s",
-    ]
-    assert lines[19] == "metrics"
-    assert "  eggs.ham     text          2          1  universe" in lines
-    assert "  right_score  numeric       1          0  0.25      0.25       0  0.25       0  0.25" in lines
+    source = db.parent / "store" / "magnus-env-metrics-chunked"
+    assert (result.exit_code, result.stdout) == (0, f"""\
+run magnus-env-metrics-chunked  status SUCCESS  tag magnus-demo  format g1 chunked-fs
+start 2026-11-26T09:30:03.075Z  end 2026-11-26T09:30:03.314Z  duration 0.240s
+source {source}
+steps
+  shell  [task]  SUCCESS
+    attempt 1  SUCCESS  2026-11-26T09:30:03.075Z  0.006s
+  parallel  [parallel]  SUCCESS
+    branch parallel.left
+      left_metrics  [task]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.158Z  0.012s
+      success  [success]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.204Z  0.001s
+    branch parallel.right
+      right_metrics  [task]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.250Z  0.006s
+      success  [success]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.281Z  0.001s
+  success  [success]  SUCCESS
+    attempt 1  SUCCESS  2026-11-26T09:30:03.313Z  0.002s
+metrics
+  name         kind     points  last_step  last      min   argmin  max   argmax  mean
+  -----------  -------  ------  ---------  --------  ----  ------  ----  ------  ----
+  answer       numeric       1          0  42          42       0    42       0    42
+  camelcase    numeric       1          0  1            1       0     1       0     1
+  count        numeric       1          0  12          12       0    12       0    12
+  eggs.ham     text          2          1  universe
+  is_it_true   bool          1          0  true
+  spam         text          2          1  hey
+  left_score   numeric       1          0  0.5        0.5       0   0.5       0   0.5
+  right_score  numeric       1          0  0.25      0.25       0  0.25       0  0.25
+""")
 
 
 def test_show_json_and_csv(db):
@@ -454,8 +461,11 @@ def test_show_json_and_csv(db):
     assert [(m["name"], m["points"], m["last"], m["min"], m["argmin"]) for m in doc["metrics"]
             if m["key"] == "loss_curve"] == [("loss_curve", 4, 0.33, 0.33, 3)]
     steps = invoke("show", "case2-metrics", "--db", db, "--format", "csv")
-    assert steps.stdout.splitlines()[0] == "run_id,step_name,name,branch,step_type,status,message,mock,position"
-    assert len(steps.stdout.splitlines()) == 4
+    assert steps.stdout == (
+        "run_id,step_name,name,branch,step_type,status,message,mock,position\n"
+        "case2-metrics,prepare,prepare,,task,SUCCESS,,0,0\n"
+        "case2-metrics,train,train,,task,SUCCESS,,0,1\n"
+        "case2-metrics,success,success,,success,SUCCESS,,0,2\n")
 
 
 def test_metrics_history(db):
@@ -467,7 +477,10 @@ def test_metrics_history(db):
         "env_loss  emit env metrics  env_loss     2    0.3  numeric  2026-11-26T09:29:12.140Z\n"
     )
     raw = invoke("metrics", "legacy-track-this", "--key", "env_loss", "--format", "csv", "--db", db)
-    assert raw.stdout.splitlines()[1] == "env_loss,emit env metrics,env_loss,0,0.8,numeric,1795685352140"
+    assert raw.stdout == (
+        "name,step_name,key,step,value,kind,timestamp_ms\n"
+        "env_loss,emit env metrics,env_loss,0,0.8,numeric,1795685352140\n"
+        "env_loss,emit env metrics,env_loss,2,0.3,numeric,1795685352140\n")
     by_step = invoke("metrics", "case4-branches-chunked", "--step-name", "map_step.2.inner", "--db", db, "--format", "json")
     assert [(r["name"], r["key"], r["value"]) for r in json.loads(by_step.stdout)] == [
         ("map_step.2.inner/chunk_score", "chunk_score", 0.2)]
@@ -497,10 +510,10 @@ def test_compare_marks_differences(db):
     assert rows["answer"] == {"spec": "answer", "legacy-track-this": 42.0, "magnus-env-metrics": 42.0, "differs": ""}
     assert rows["loss"] == {"spec": "loss", "legacy-track-this": 0.2, "magnus-env-metrics": None, "differs": "*"}
     same = invoke("compare", "magnus-env-metrics", "magnus-env-metrics-chunked", "--db", db, "--format", "csv")
-    lines = same.stdout.splitlines()
-    assert lines[0] == "spec,magnus-env-metrics,magnus-env-metrics-chunked,differs"
-    assert "eggs.ham,universe,universe," in lines
-    assert all(line.endswith(",") for line in lines[1:])
+    assert same.stdout == (
+        "spec,magnus-env-metrics,magnus-env-metrics-chunked,differs\n"
+        "answer,42.0,42.0,\ncamelcase,1.0,1.0,\ncount,12.0,12.0,\neggs.ham,universe,universe,\n"
+        "is_it_true,true,true,\nspam,hey,hey,\nleft_score,0.5,0.5,\nright_score,0.25,0.25,\n")
     assert invoke("compare", "magnus-env-metrics", "magnus-env-metrics-chunked", "--only-diff", "--no-headers",
                   "--format", "csv", "--db", db).stdout == ""
     assert invoke("compare", "case1-simple", "--db", db).exit_code == 2
