@@ -7,11 +7,12 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench soak setup setup-test chromium schema clean help
+.PHONY: demo test test-base bench soak setup setup-test chromium schema clean help
 
 help:
 	@echo "make demo   - set up .venv and run the bundled example pipelines"
 	@echo "make test   - set up everything the tests need and run the whole suite"
+	@echo "make test-base - the suite with runlog alone (no extras): their tests skip, saying why"
 	@echo "make bench  - run the benchmarks in bench/ (ARGS=--quick for a short run)"
 	@echo "make soak   - the long crash/fuzz variants of the reliability suite"
 
@@ -52,6 +53,23 @@ demo: setup
 TEST_WORKERS ?= auto
 test: setup-test
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
+
+# A second venv with runlog's base install only (no extras) and the test runner: the
+# tests of an extra that is missing skip, saying which. The versions are the [test] extra's.
+BASE := .venv-base
+
+$(BASE)/bin/python:
+	@echo "creating $(BASE) (once)"
+	@$(PYTHON) -m venv $(BASE)
+	@$(BASE)/bin/python -m pip install -qq --upgrade pip
+
+$(BASE)/.installed: pyproject.toml | $(BASE)/bin/python
+	@echo "installing runlog without extras, and pytest, into $(BASE)"
+	@$(BASE)/bin/python -m pip install -qq -e . 'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+	@touch $@
+
+test-base: $(BASE)/.installed
+	$(BASE)/bin/python -m pytest -q -p no:cacheprovider
 
 soak: setup-test
 	$(BIN)/python -m pytest -q --soak tests/reliability

@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "examples" / "real-logs"  # real runnable/magnus run logs (see its README)
 
 
+def pytest_configure(config):
+    # pytest-xdist's mark, set on every test below; registered here too for a run without xdist (make test-base).
+    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run in one worker")
+
+
 def pytest_addoption(parser):
     parser.addoption("--soak", action="store_true", help="run the long crash/fuzz variants")
 

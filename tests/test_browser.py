@@ -14,12 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from browser import browser  # noqa: F401  (fixture)
-from loopback import free_port
-from web_index import FAILED_RUN, LONG_RUN, build_web_index
+pytest.importorskip("datasette", reason="runlog serve needs datasette: pip install 'runlog[datasette]'")
+httpx = pytest.importorskip("httpx", reason="the browser tests need httpx: pip install -e '.[test]'")
+
+from browser import browser  # noqa: E402, F401  (fixture)
+from loopback import free_port  # noqa: E402
+from web_index import FAILED_RUN, LONG_RUN, build_web_index  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,8 @@ def test_console_block_runs_as_shown(tmp_path, block):
         done = subprocess.run(["bash", "-c", command], cwd=folder, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
         output = done.stdout.rstrip("\n").replace(str(folder), "/tmp/doc")
+        if output.startswith("Error: this needs ") and "which is not installed" in output and output != expected:
+            pytest.skip(f"`{command}`: {output.removeprefix('Error: ')}")  # an extra this install lacks
         last_code = done.returncode
         assert output == expected, f"`{command}` printed:\n{output}"
 

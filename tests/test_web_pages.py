@@ -17,9 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import script_formats
-from runlog.web import make_datasette, runs_page
-from web_index import DIP, FAILED_RUN, LONG_RUN, LONG_STEPS, SPIKE, build_web_index
+pytest.importorskip("datasette", reason="the web tests need datasette: pip install 'runlog[datasette]'")
+
+from conftest import script_formats  # noqa: E402
+from runlog.web import make_datasette, runs_page  # noqa: E402
+from web_index import DIP, FAILED_RUN, LONG_RUN, LONG_STEPS, SPIKE, build_web_index  # noqa: E402
 
 SWEEP = ["sweep-01", "sweep-02", "sweep-03", "sweep-04", "sweep-05", "sweep-06", "sweep-ensemble"]
 

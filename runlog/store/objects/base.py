@@ -61,12 +61,16 @@ def list_folder(storage: ObjectStorage, folder: str) -> list[ObjectInfo]:
     return found
 
 
+# The extra, and the package it brings, that each kind of URL needs.
+_EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "gs": ("gs", "gcsfs"), "gcs": ("gs", "gcsfs")}
+
+
 def _connect(storage: ObjectStorage, url: str, endpoint_url: str | None) -> tuple[Any, str]:
     """``storage._connect(...)``, its failures as one line naming the URL and the fix."""
     try:
         import fsspec  # noqa: F401
-    except ImportError:
-        raise MissingExtra("s3", "fsspec") from None
+    except ImportError:  # name the extra of the store's own kind: gs:// wants runlog[gs], not [s3]
+        raise MissingExtra(*_EXTRAS.get(storage.protocol, ("s3", "fsspec"))) from None
     try:
         return storage._connect(url, endpoint_url)
     except MissingExtra:
