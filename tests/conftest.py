@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import runpy
 import shutil
 from pathlib import Path
 
@@ -98,14 +99,18 @@ def fixture_sources() -> list[Path]:
     return found
 
 
+def copy_fixture_runs(store: Path, sweep: bool = False) -> Path:
+    """``store``, made, holding a copy of every fixture run (both layouts) and, with
+    ``sweep``, the seven runs of examples/sweep.py (the README's runs)."""
+    store.mkdir(parents=True)
+    for source in fixture_sources():
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
+    if sweep:
+        runpy.run_path(str(REPO / "examples" / "sweep.py"))["main"](str(store))
+    return store
+
+
 @pytest.fixture
 def fixture_store(tmp_path, fixtures_dir) -> Path:
     """A store folder holding a copy of every fixture run (both layouts)."""
-    store = tmp_path / "store"
-    store.mkdir()
-    for source in fixture_sources():
-        if source.is_dir():
-            shutil.copytree(source, store / source.name)
-        else:
-            shutil.copy2(source, store / source.name)
-    return store
+    return copy_fixture_runs(tmp_path / "store")

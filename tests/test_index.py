@@ -348,25 +348,24 @@ def test_prune_removes_runs_whose_source_is_gone(fixture_store, tmp_path):
         assert rows(db, f"SELECT count(*) FROM {table} WHERE run_id IN ('case1-simple', 'case4-branches-chunked')") == [(0,)]
 
 
-def test_a_run_moved_to_another_folder_is_taken_over(fixture_store, tmp_path):
-    db = tmp_path / "x.db"
-    ingest([fixture_store], db)
-    other = tmp_path / "other"
-    other.mkdir()
+@pytest.fixture
+def other(tmp_path):
+    """A second store folder, empty."""
+    (tmp_path / "other").mkdir()
+    return tmp_path / "other"
+
+
+def test_a_run_moved_to_another_folder_is_taken_over(indexed, fixture_store, other):
     shutil.move(fixture_store / "case1-simple.json", other / "case1-simple.json")
-    report = ingest([other], db)
+    report = ingest([other], indexed)
     assert (report.ingested, report.failed) == (1, 0)
-    assert rows(db, "SELECT source_path FROM runs WHERE run_id = 'case1-simple'") == [(str(other / "case1-simple.json"),)]
-    assert rows(db, "SELECT path FROM sources WHERE run_id = 'case1-simple'") == [(str(other / "case1-simple.json"),)]
+    assert rows(indexed, "SELECT source_path FROM runs WHERE run_id = 'case1-simple'") == [(str(other / "case1-simple.json"),)]
+    assert rows(indexed, "SELECT path FROM sources WHERE run_id = 'case1-simple'") == [(str(other / "case1-simple.json"),)]
 
 
-def test_the_same_run_id_from_two_live_sources_is_an_error(fixture_store, tmp_path):
-    db = tmp_path / "x.db"
-    ingest([fixture_store], db)
-    other = tmp_path / "other"
-    other.mkdir()
+def test_the_same_run_id_from_two_live_sources_is_an_error(indexed, fixture_store, other):
     shutil.copy(fixture_store / "case1-simple.json", other / "copy.json")
-    report = ingest([other], db)
+    report = ingest([other], indexed)
     assert report.failed == 1
     assert report.errors == [(str(other / "copy.json"),
                               f"run_id 'case1-simple' is already indexed from {fixture_store / 'case1-simple.json'}: remove one of the two")]

@@ -15,7 +15,7 @@ from runlog.cli import cli
 from runlog.cli.common import ProgressBar
 from runlog.models import run_log_json_schema
 
-from conftest import fixture_sources
+from conftest import copy_fixture_runs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,12 +28,8 @@ def invoke(*args, env=None):
 def db(tmp_path_factory) -> Path:
     """An index of every fixture run, made once for this module."""
     root = tmp_path_factory.mktemp("cli")
-    store = root / "store"
-    store.mkdir()
-    for source in fixture_sources():
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
     path = root / "runlog.db"
-    result = invoke("ingest", store, "--db", path)
+    result = invoke("ingest", copy_fixture_runs(root / "store"), "--db", path)
     assert result.exit_code == 0, result.output
     return path
 

@@ -5,7 +5,6 @@ compare, hints for names that match nothing, output formats and the schema-2 mig
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 import sqlite3
 from pathlib import Path
@@ -18,7 +17,7 @@ from runlog.cli import cli
 from runlog.index import SCHEMA_VERSION, ingest, open_db
 from runlog.mlflow.plan import plan_run
 
-from conftest import REPO, fixture_sources, script_formats
+from conftest import copy_fixture_runs, script_formats
 
 
 def invoke(*args):
@@ -35,12 +34,7 @@ def rows_of(*args) -> list[dict]:
 def sweep_db(tmp_path_factory) -> Path:
     """The README's runs: the six real ones and examples/sweep.py's seven."""
     root = tmp_path_factory.mktemp("sweep")
-    store = root / "store"
-    store.mkdir()
-    for source in fixture_sources():
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
-    runpy.run_path(str(REPO / "examples" / "sweep.py"))["main"](str(store))
-    assert ingest([store], root / "runlog.db").failed == 0
+    assert ingest([copy_fixture_runs(root / "store", sweep=True)], root / "runlog.db").failed == 0
     return root / "runlog.db"
 
 
