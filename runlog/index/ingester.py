@@ -23,6 +23,7 @@ from pathlib import Path
 from ..errors import BadRunLog, RunlogError, UsageProblem
 from ..output import counted
 from ..store import is_url, remote_exists
+from ..store.objects import open_storage
 from . import flatten
 from .db import open_db, restore_bulk_indexes
 from .plan import Planner, epoch_ns
@@ -84,8 +85,10 @@ def ingest(
     if missing and len(missing) == len(paths):  # never leave an empty index behind
         raise UsageProblem(f"nothing to ingest: {', '.join(missing)} does not exist (give a store folder, "
                            "a run-log file, a chunked run folder or a URL)")
-    if not recursive:
-        for path in paths:
+    for path in paths:  # what cannot work stops here, before an index is made
+        if is_url(path):
+            open_storage(str(path), endpoint_url)  # a missing extra, an unknown protocol
+        elif not recursive:
             refuse_a_folder_of_stores(path)
     db = open_db(db_path)
     try:
