@@ -254,6 +254,33 @@ def test_table_output_is_for_reading_and_the_script_formats_keep_every_digit(swe
     assert invoke("query", sql, "--no-headers", "--db", sweep_db).stdout.count("\n") == 1
 
 
+# A value with a quote, a tab, a line feed, a carriage return and a backslash; a float; a NULL.
+HOSTILE = ("SELECT 'say \"hi\"' || char(9) || 'tab' || char(10) || 'line' || char(13) || 'cr \\ back' AS id, "
+           "1.5 AS value, NULL AS empty")
+
+
+@pytest.mark.parametrize("fmt, expected", [
+    ("table", 'id                             value  empty\n'
+              '-----------------------------  -----  -----\n'
+              'say "hi"\\ttab line\\rcr \\ back    1.5\n'),
+    ("json", '[\n  {\n    "id": "say \\"hi\\"\\ttab\\nline\\rcr \\\\ back",\n    "value": 1.5,\n    "empty": null\n  }\n]\n'),
+    ("csv", 'id,value,empty\n"say ""hi""\ttab\nline\rcr \\ back",1.5,\n'),
+    ("tsv", 'id\tvalue\tempty\nsay "hi"\\ttab\\nline\\rcr \\\\ back\t1.5\t\n'),
+    ("nl", '{"id": "say \\"hi\\"\\ttab\\nline\\rcr \\\\ back", "value": 1.5, "empty": null}\n'),
+])
+def test_every_format_prints_exactly(sweep_db, fmt, expected):
+    result = invoke("query", HOSTILE, "--format", fmt, "--db", sweep_db)
+    assert (result.exit_code, result.stdout) == (0, expected)
+
+
+def test_tsv_is_one_line_a_row_that_cut_reads_back(sweep_db):
+    out = invoke("query", HOSTILE, "--format", "tsv", "--no-headers", "--db", sweep_db).stdout
+    assert out.count("\n") == 1
+    field = out.rstrip("\n").split("\t")[0]
+    unescaped = field.replace("\\\\", "\0").replace("\\t", "\t").replace("\\n", "\n").replace("\\r", "\r")
+    assert unescaped.replace("\0", "\\") == 'say "hi"\ttab\nline\rcr \\ back'
+
+
 def test_every_list_command_takes_every_format(sweep_db):
     commands = [["runs"], ["keys"], ["metrics", "sweep-01"], ["compare", "sweep-01", "sweep-02"], ["query", "--list"],
                 ["query", "--named", "failed_steps"], ["show", "sweep-01"], ["export", "mlflow", "--all", "--dry-run"]]

@@ -30,7 +30,7 @@ from datetime import time as dtime
 from decimal import Decimal
 from typing import Any
 
-from ..values import EPOCH_MS_COLUMNS, TIME_COLUMNS, iso_utc, iso_utc_ms, json_safe
+from ..values import EPOCH_MS_COLUMNS, TIME_COLUMNS, iso_utc, iso_utc_ms, json_safe, one_line
 
 FORMATS = ("table", "json", "csv", "tsv", "nl")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -104,7 +104,9 @@ def _readable(value: Any, column: str) -> str:
         return format(float(value), ".7g")
     if isinstance(value, datetime):
         return iso_utc(value)
-    return str(value).replace("\n", " ")
+    # One cell, one line: line feeds read as spaces; a tab, a carriage return or a terminal
+    # escape sequence in a hostile value is shown escaped, so it cannot break the table.
+    return one_line(str(value).replace("\n", " "))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: bool = True) -> str:
