@@ -2,9 +2,10 @@
 upgraded to the current schema, when needed), or read-only for everything else
 (:class:`~.readonly.IndexReader`, which never writes, not even to upgrade).
 
-sqlite-utils is imported here, inside the functions that create or change tables,
-and nowhere on a read path: importing it imports pandas and numpy when they are
-installed (MLflow brings them), a third of a second that no read command needs.
+sqlite-utils is imported here only when a migration changes tables, or when a caller
+asks :func:`open_db` for a read-write ``sqlite_utils.Database``; never on a read path, nor
+by an ingest of a current index: importing it imports pandas and numpy when they are
+installed (MLflow brings them), a third of a second that those commands do not need.
 
 >>> db = open_db("runlog.db", readonly=True)            # doctest: +SKIP
 >>> db.execute("select count(*) from runs").fetchone()  # doctest: +SKIP
