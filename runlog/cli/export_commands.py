@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..output import counted
+from ..values import counted
 from .common import ProgressBar, db_option, echo_rows, format_option, friendly_errors
 
 
