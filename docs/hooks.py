@@ -10,6 +10,7 @@ from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 
 COMMAND_HEADING = re.compile(r"#+ runlog\b.*data-toc-label=")  # what mkdocs-click writes for each command
+ROLE = re.compile(r":(?:meth|func|class|mod|attr|data|exc):`~?([^`]+)`")  # Sphinx's :meth:`x` in docstrings
 
 
 class _HelpAsText(Preprocessor):
@@ -44,11 +45,36 @@ def escape_text(line: str) -> str:
     return "`".join(parts)
 
 
-class HelpAsText(Extension):
+class _DocstringsAsMarkdown(Preprocessor):
+    """The docstrings that mkdocstrings renders are written for ``help()`` and doctest:
+    ``>>>`` lines would read as nested quotes, ``:meth:`start``` as itself. Outside fenced
+    blocks, this makes each run of ``>>>``/``...`` lines a Python block (its doctest
+    directives aside) and each role its name in code."""
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        fenced = in_example = False
+        for line in lines:
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            example = not fenced and line.startswith((">>> ", "... ")) or (in_example and line == "...")
+            if example != in_example:
+                out.extend(["", "```python"] if example else ["```", ""])
+                in_example = example
+            if example:
+                line = re.sub(r"\s*# doctest:.*$", "", line)
+            elif not fenced:
+                line = ROLE.sub(lambda role: f"`{role.group(1).rsplit('.', 1)[-1]}`", line)
+            out.append(line)
+        return [*out, "```"] if in_example else out
+
+
+class DocsMarkdown(Extension):
     def extendMarkdown(self, md: Markdown) -> None:
         md.preprocessors.register(_HelpAsText(md), "runlog_help_as_text", 140)  # after mkdocs-click's 141
+        md.preprocessors.register(_DocstringsAsMarkdown(md), "runlog_docstrings", 139)
 
 
 def on_config(config):
-    config.markdown_extensions.append(HelpAsText())
+    config.markdown_extensions.append(DocsMarkdown())
     return config
