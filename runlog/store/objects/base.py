@@ -179,7 +179,7 @@ class ObjectStorage:
 
     def create(self, key: str, data: bytes) -> str | None:
         """Write the object only if there is none: its version token, or None if one exists."""
-        if self.exists(key):  # not atomic here: documented in the README
+        if self.exists(key):  # not atomic here: documented in docs/object-storage.md
             return None
         self.write(key, data)
         return hashlib.sha256(data).hexdigest()
