@@ -20,9 +20,10 @@ help:
 # pip -qq: only real errors reach the screen (no notices, no build-backend chatter).
 PIP := $(BIN)/python -m pip install -qq
 
-# The distribution was called runlog before it became runlog-store: a .venv made then
-# would keep both names for one checkout, so the old one goes first.
-DROP_OLD_NAME := $(BIN)/python -m pip uninstall -qq -y runlog 2>/dev/null || true
+# The distribution was called runlog before it became runlog-store: a .venv made then,
+# and the checkout's runlog.egg-info, would keep both names (and register the Datasette
+# plugin twice), so the old one goes first.
+DROP_OLD_NAME := { $(BIN)/python -m pip uninstall -qq -y runlog 2>/dev/null; rm -rf runlog.egg-info; } || true
 
 $(BIN)/python:
 	@echo "creating $(VENV) (once)"

@@ -73,7 +73,7 @@ def query(db_path: Path, sql: str, params=()) -> list[tuple]:
 
 def test_plugin_is_installed(ds):
     plugins = fetch(ds, "/-/plugins.json").json()
-    (runlog,) = [p for p in plugins if p["name"] == "runlog"]
+    (runlog,) = [p for p in plugins if p["name"] == "runlog-store"]
     assert {"render_cell", "register_routes", "canned_queries", "get_metadata", "startup"} <= set(runlog["hooks"])
 
 
