@@ -90,7 +90,7 @@ def test_tables_match_flatten_columns_and_indexes_exist(tmp_path):
 def test_ensure_schema_writes_nothing_when_current(tmp_path):
     db = open_db(tmp_path / "x.db")
     before = db.conn.total_changes
-    ensure_schema(db)
+    ensure_schema(db.conn)
     assert db.conn.total_changes == before
     db.close()
 

@@ -242,21 +242,41 @@ def test_delete_is_refused_and_the_table_is_unchanged(db):
     assert count_runs(db) == 6
 
 
+# Every kind of statement the read-only authorizer refuses, with the reason it names.
 @pytest.mark.parametrize(
     "sql, refused",
     [
         ("UPDATE runs SET tag = 'x'", "UPDATE runs"),
         ("INSERT INTO runs (run_id) VALUES ('x')", "INSERT into runs"),
-        ("DROP TABLE metrics", "change the schema (CREATE, DROP or ALTER)"),
-        ("CREATE TEMP TABLE t (x)", "change the schema (CREATE, DROP or ALTER)"),
-        ("ATTACH '{tmp}/other.db' AS other", "attach the database {tmp}/other.db (ATTACH or VACUUM INTO)"),
+        ("WITH x AS (SELECT 1) DELETE FROM metrics", "DELETE from metrics"),
+        ("CREATE TABLE t (x)", "CREATE TABLE t"),
+        ("CREATE TEMP TABLE t (x)", "CREATE TEMP TABLE t"),
+        ("CREATE INDEX i ON runs (tag)", "CREATE INDEX i on runs"),
+        ("CREATE VIEW v AS SELECT 1", "CREATE VIEW v"),
+        ("CREATE TEMP VIEW v AS SELECT 1", "CREATE TEMP VIEW v"),
+        ("CREATE TRIGGER tr AFTER INSERT ON runs BEGIN SELECT 1; END", "CREATE TRIGGER tr on runs"),
+        ("CREATE TEMP TRIGGER tr AFTER INSERT ON runs BEGIN SELECT 1; END", "CREATE TEMP TRIGGER tr on runs"),
+        ("CREATE VIRTUAL TABLE x USING fts4(a)", "CREATE VIRTUAL TABLE x (module fts4)"),
+        ("DROP TABLE metrics", "DROP TABLE metrics"),
+        ("DROP VIEW run_summary", "DROP VIEW run_summary"),
+        ("DROP INDEX runs_tag", "DROP INDEX runs_tag"),
+        ("ALTER TABLE runs RENAME TO r2", "ALTER TABLE runs"),
+        ("ALTER TABLE runs ADD COLUMN z", "ALTER TABLE runs"),
+        ("REINDEX runs_tag", "REINDEX (it rebuilds the index runs_tag)"),
+        ("ANALYZE", "ANALYZE (it writes statistics tables into the index)"),
+        ("VACUUM", "VACUUM (it rewrites the whole file)"),
         ("VACUUM INTO '{tmp}/copy.db'", "attach the database {tmp}/copy.db (ATTACH or VACUUM INTO)"),
+        ("ATTACH '{tmp}/other.db' AS other", "attach the database {tmp}/other.db (ATTACH or VACUUM INTO)"),
+        ("DETACH other", "DETACH other"),
         ("PRAGMA writable_schema = 1", "run PRAGMA writable_schema = 1"),
         ("PRAGMA journal_mode = DELETE", "run PRAGMA journal_mode = DELETE"),
-        ("WITH x AS (SELECT 1) DELETE FROM metrics", "DELETE from metrics"),
+        ("PRAGMA user_version = 9", "run PRAGMA user_version = 9"),
+        ("PRAGMA optimize", "run PRAGMA optimize"),
+        ("SELECT load_extension('x')", "call load_extension()"),
     ],
 )
 def test_writes_are_refused(db, tmp_path, sql, refused):
+    before = db.read_bytes()
     result = invoke("query", sql.format(tmp=tmp_path), "--db", db)
     assert result.exit_code == 1
     assert result.stderr == (
@@ -264,6 +284,7 @@ def test_writes_are_refused(db, tmp_path, sql, refused):
         "(the index changes only through `runlog ingest`)\n"
     )
     assert count_runs(db) == 6
+    assert db.read_bytes() == before
     assert list(tmp_path.iterdir()) == []
 
 
@@ -271,6 +292,23 @@ def test_read_pragmas_are_allowed(db):
     result = invoke("query", "PRAGMA table_info(sources)", "--db", db, "--format", "csv")
     assert [line.split(",")[1] for line in result.stdout.splitlines()[1:]] == [
         "path", "run_id", "size", "mtime_ns", "hash", "ingested_at"]
+
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        ("SELECT name FROM pragma_table_info('sources')", "name\npath\nrun_id\nsize\nmtime_ns\nhash\ningested_at\n"),
+        ("SELECT name FROM pragma_index_list('runs') WHERE origin = 'c' ORDER BY name", "name\nruns_start_time\nruns_tag\n"),
+        ("SELECT name FROM pragma_table_list WHERE name LIKE 'run%' ORDER BY name",
+         "name\nrun_metrics\nrun_params\nrun_summary\nruns\n"),
+        ("PRAGMA integrity_check", "integrity_check\nok\n"),
+        ("PRAGMA integrity_check(runs)", "integrity_check\nok\n"),
+        ("PRAGMA quick_check", "quick_check\nok\n"),
+    ],
+)
+def test_reads_of_the_schema_are_allowed(db, sql, expected):
+    result = invoke("query", sql, "--db", db, "--format", "csv")
+    assert (result.exit_code, result.stdout) == (0, expected)
 
 
 # -- runs, show, metrics, compare --------------------------------------------------------

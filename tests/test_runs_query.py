@@ -254,6 +254,33 @@ def test_table_output_is_for_reading_and_the_script_formats_keep_every_digit(swe
     assert invoke("query", sql, "--no-headers", "--db", sweep_db).stdout.count("\n") == 1
 
 
+# A value with a quote, a tab, a line feed, a carriage return and a backslash; a float; a NULL.
+HOSTILE = ("SELECT 'say \"hi\"' || char(9) || 'tab' || char(10) || 'line' || char(13) || 'cr \\ back' AS id, "
+           "1.5 AS value, NULL AS empty")
+
+
+@pytest.mark.parametrize("fmt, expected", [
+    ("table", 'id                             value  empty\n'
+              '-----------------------------  -----  -----\n'
+              'say "hi"\\ttab line\\rcr \\ back    1.5\n'),
+    ("json", '[\n  {\n    "id": "say \\"hi\\"\\ttab\\nline\\rcr \\\\ back",\n    "value": 1.5,\n    "empty": null\n  }\n]\n'),
+    ("csv", 'id,value,empty\n"say ""hi""\ttab\nline\rcr \\ back",1.5,\n'),
+    ("tsv", 'id\tvalue\tempty\nsay "hi"\\ttab\\nline\\rcr \\\\ back\t1.5\t\n'),
+    ("nl", '{"id": "say \\"hi\\"\\ttab\\nline\\rcr \\\\ back", "value": 1.5, "empty": null}\n'),
+])
+def test_every_format_prints_exactly(sweep_db, fmt, expected):
+    result = invoke("query", HOSTILE, "--format", fmt, "--db", sweep_db)
+    assert (result.exit_code, result.stdout) == (0, expected)
+
+
+def test_tsv_is_one_line_a_row_that_cut_reads_back(sweep_db):
+    out = invoke("query", HOSTILE, "--format", "tsv", "--no-headers", "--db", sweep_db).stdout
+    assert out.count("\n") == 1
+    field = out.rstrip("\n").split("\t")[0]
+    unescaped = field.replace("\\\\", "\0").replace("\\t", "\t").replace("\\n", "\n").replace("\\r", "\r")
+    assert unescaped.replace("\0", "\\") == 'say "hi"\ttab\nline\rcr \\ back'
+
+
 def test_every_list_command_takes_every_format(sweep_db):
     commands = [["runs"], ["keys"], ["metrics", "sweep-01"], ["compare", "sweep-01", "sweep-02"], ["query", "--list"],
                 ["query", "--named", "failed_steps"], ["show", "sweep-01"], ["export", "mlflow", "--all", "--dry-run"]]
@@ -291,7 +318,23 @@ def downgrade_to_version_1(path: Path) -> None:
     conn.close()
 
 
-def test_an_index_of_schema_1_is_upgraded_in_place_from_its_own_tables(tmp_path, sweep_db):
+def test_an_old_index_is_never_upgraded_by_a_read(tmp_path, sweep_db):
+    path = tmp_path / "old.db"
+    shutil.copy(sweep_db, path)
+    downgrade_to_version_1(path)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    result = invoke("runs", "--db", path)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: index {path} has schema version 1, older than this runlog (3): upgrade it in place with "
+        f"`runlog upgrade --db {path}` (or `runlog ingest STORE --db {path}`), where it is writable\n")
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    # A reader of a WAL index may leave SQLite's -wal and -shm beside it: the log stays empty.
+    assert {p.name for p in tmp_path.iterdir()} <= {"old.db", "old.db-wal", "old.db-shm"}
+    assert not (tmp_path / "old.db-wal").exists() or (tmp_path / "old.db-wal").stat().st_size == 0
+
+
+def test_runlog_upgrade_upgrades_an_index_of_schema_1_in_place_from_its_own_tables(tmp_path, sweep_db):
     path = tmp_path / "old.db"
     shutil.copy(sweep_db, path)
     downgrade_to_version_1(path)
@@ -300,16 +343,34 @@ def test_an_index_of_schema_1_is_upgraded_in_place_from_its_own_tables(tmp_path,
                 for t in ("run_metrics", "run_params", "metric_tiles")}
     formats = fresh.execute("SELECT run_id, format FROM runs ORDER BY run_id").fetchall()
     fresh.close()
-    # A read command upgrades it (no run log is read: the sources are not even there).
+    # No run log is read: the sources are not even there.
+    upgraded = invoke("upgrade", "--db", path)
+    assert (upgraded.exit_code, upgraded.stdout) == (0, f"index {path} upgraded from schema version 1 to 3\n")
     rows = rows_of("runs", "--metric", "min:loss", "--where", "min:loss < 0.2", "--db", path)
     assert [r["run_id"] for r in rows] == ["sweep-03"]
-    upgraded = sqlite3.connect(path)
-    assert upgraded.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     for table, want in expected.items():
-        assert upgraded.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall() == want
-    assert upgraded.execute("SELECT run_id, format FROM runs ORDER BY run_id").fetchall() == formats
-    assert upgraded.execute("SELECT name FROM sqlite_master WHERE name = 'run_latest'").fetchall() == []
-    upgraded.close()
+        assert conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall() == want
+    assert conn.execute("SELECT run_id, format FROM runs ORDER BY run_id").fetchall() == formats
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'run_latest'").fetchall() == []
+    conn.close()
+    again = invoke("upgrade", "--db", path)
+    assert (again.exit_code, again.stdout) == (0, f"index {path} is already at schema version 3\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no index at {path}: build it with `runlog ingest STORE --db {path}` "
+           "(STORE: a run-log folder such as .run_log_store, or a URL)"),
+    (b"", "{path} is not a runlog index (it has no runlog tables): point --db at an index that `runlog ingest` built"),
+])
+def test_runlog_upgrade_creates_nothing(tmp_path, content, message):
+    path = tmp_path / "x.db"
+    if content is not None:
+        path.write_bytes(content)
+    result = invoke("upgrade", "--db", path)
+    assert (result.exit_code, result.stderr) == (2, f"Error: {message.format(path=path)}\n")
+    assert [p.read_bytes() for p in tmp_path.iterdir()] == ([] if content is None else [content])
 
 
 def test_an_old_index_that_cannot_be_written_says_how_to_upgrade_it(tmp_path, sweep_db, monkeypatch):
@@ -319,18 +380,14 @@ def test_an_old_index_that_cannot_be_written_says_how_to_upgrade_it(tmp_path, sw
     path = tmp_path / "old.db"
     shutil.copy(sweep_db, path)
     downgrade_to_version_1(path)
-    real = index_db.open_db
 
-    def no_writes(target, readonly=False):  # a file on read-only storage (root could write a 0444 file)
-        if not readonly:
-            raise RunlogError(f"cannot open index {target}: attempt to write a readonly database")
-        return real(target, readonly=True)
+    def no_writes(target):  # a file on read-only storage (root could write a 0444 file)
+        raise RunlogError(f"cannot open index {target}: attempt to write a readonly database")
 
-    monkeypatch.setattr(index_db, "open_db", no_writes)
-    result = invoke("runs", "--db", path)
+    monkeypatch.setattr(index_db, "connect_writable", no_writes)
+    result = invoke("upgrade", "--db", path)
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: index {path} was built by an older runlog and must be upgraded, which needs write access "
-        f"(cannot open index {path}: attempt to write a readonly database): run `runlog ingest STORE --db {path}` "
-        "where it is writable\n")
+        f"Error: index {path} must be upgraded, which needs write access (cannot open index {path}: attempt to "
+        "write a readonly database): run `runlog upgrade` where it is writable\n")
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1

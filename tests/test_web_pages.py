@@ -526,7 +526,8 @@ def test_downsampling_of_any_series(steps, data, buckets, zoom):
 
 
 def test_an_index_of_schema_2_gets_tiles_in_place(tmp_path, index_path):
-    from runlog.index import SCHEMA_VERSION, open_db
+    from runlog.index import SCHEMA_VERSION
+    from runlog.index.db import upgrade_index
 
     path = tmp_path / "v2.db"
     with sqlite3.connect(index_path) as source, sqlite3.connect(path) as target:
@@ -537,7 +538,7 @@ def test_an_index_of_schema_2_gets_tiles_in_place(tmp_path, index_path):
         conn.executescript("DROP TABLE metric_tiles; ALTER TABLE run_metrics DROP COLUMN timestamps; "
                            "PRAGMA user_version = 2;")
     assert len(want["metric_tiles"]) > 100
-    open_db(path, readonly=True).close()  # any command upgrades it
+    assert upgrade_index(path) == (2, SCHEMA_VERSION)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         for table, rows in want.items():

@@ -13,8 +13,9 @@ import sys
 import click
 
 from ..errors import RunlogError
-from ..output import FORMATS, one_line, render
 from ..store import DEFAULT_STORE, LAYOUTS
+from ..values import one_line
+from .render import FORMATS, render
 
 
 def default_db() -> str:

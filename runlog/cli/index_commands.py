@@ -1,4 +1,5 @@
-"""Building the index: ``ingest``, and ``schema`` (what it holds)."""
+"""Building the index: ``ingest``, ``upgrade`` (an index of an older runlog, in place),
+and ``schema`` (what it holds)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 
 import click
 
-from ..output import one_line
+from ..values import one_line
 from ..store import DEFAULT_STORE
 from .common import ProgressBar, db_option, endpoint_option, friendly_errors
 
@@ -43,6 +44,29 @@ def ingest_command(paths, db_path, prune, strict, quiet, endpoint_url):
     click.echo(report.summary())
     if report.failed:
         sys.exit(1)
+
+
+@click.command(name="upgrade")
+@db_option
+@friendly_errors
+def upgrade_command(db_path):
+    """Upgrade an index built by an older runlog to this runlog's schema, in place.
+
+    Read commands never write, so they refuse an older index and name this command;
+    `runlog ingest` upgrades it too. The upgrade reads only the index's own tables
+    (no run log is read again) and needs write access to the file.
+
+    \b
+    Example:
+        runlog upgrade --db runlog.db
+    """
+    from ..index.db import upgrade_index
+
+    before, after = upgrade_index(db_path)
+    if before == after:
+        click.echo(f"index {db_path} is already at schema version {after}")
+    else:
+        click.echo(f"index {db_path} upgraded from schema version {before} to {after}")
 
 
 @click.command(name="schema")

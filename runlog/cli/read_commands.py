@@ -8,8 +8,9 @@ import json
 
 import click
 
-from ..output import json_safe
+from ..values import json_safe
 from .common import db_option, echo_rows, format_option, friendly_errors, list_options, read_index, sort_rows
+from .render import render_run
 
 SPEC_HELP = ("a metric by run-level name (loss = its last value) or SUMMARY:NAME with SUMMARY one of last first "
              "min max mean count argmin argmax; a name with spaces in `backquotes`")
@@ -135,7 +136,7 @@ def show_command(run_id, fmt, no_headers, db_path):
     Example:
         runlog show case4-branches-chunked
     """
-    from ..index.reports import render_run, show_run
+    from ..index.reports import show_run
 
     with read_index(db_path) as db:
         detail = show_run(db, run_id)

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..models import RunLog, StepAttempt, StepLog, as_parameter, parse_duration, parse_time
-from ..output import json_safe
+from ..values import json_safe
 from .summaries import group_series, run_metric_rows, run_param_rows
 from .tiles import tile_rows
 

@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import BadRunLog, RunlogError, UsageProblem
-from ..output import counted
+from ..values import counted
 from ..store import is_url, remote_exists
 from . import flatten
-from .db import open_db, restore_bulk_indexes
+from .db import connect_writable, restore_bulk_indexes
 from .plan import Planner, epoch_ns
 from .sources import Discovery, Lookahead, Source, local_source_exists, read_source
 from .writer import IndexWriter
@@ -78,14 +78,14 @@ def ingest(
     if missing and len(missing) == len(paths):  # never leave an empty index behind
         raise UsageProblem(f"nothing to ingest: {', '.join(missing)} does not exist (give a store folder, "
                            "a run-log file, a chunked run folder or a URL)")
-    db = open_db(db_path)
+    conn = connect_writable(db_path)
     try:
-        return Ingester(db.conn, strict, progress, endpoint_url).run(paths, prune)
+        return Ingester(conn, strict, progress, endpoint_url).run(paths, prune)
     except sqlite3.OperationalError as exc:  # e.g. locked by another writer for longer than the busy timeout
         hint = ": another process is writing it; try again when it is done" if "locked" in str(exc) else ""
         raise RunlogError(f"cannot write index {db_path}: {exc}{hint}") from None
     finally:
-        db.close()
+        conn.close()
 
 
 class Ingester:

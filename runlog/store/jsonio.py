@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from ..errors import BadRunLog
 from ..models import RunLog
-from ..output import one_line
+from ..values import one_line
 
 
 def regular_file_stat(path: Path) -> os.stat_result:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from runlog import Run
 from runlog.cli import cli
 from runlog.errors import InvalidName
-from runlog.output import one_line
+from runlog.values import one_line
 
 from conftest import FIXTURES
 
