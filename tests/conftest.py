@@ -83,6 +83,23 @@ def script_formats(rows: list[dict]) -> dict[str, str]:
             "nl": "".join(json.dumps(row) + "\n" for row in rows)}
 
 
+def doc_pages() -> list[Path]:
+    """README.md and every page of the docs site, in a fixed order."""
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def page_name(page: Path) -> str:
+    """How tests name a page: ``README.md``, ``docs/querying.md``."""
+    return page.relative_to(REPO).as_posix()
+
+
+def doc_blocks(language: str) -> list[tuple[str, str]]:
+    """``[(page, content)]`` of every fenced block in ``language`` of README.md and docs/**/*.md,
+    page by page in order; ``page`` as :func:`page_name` gives it."""
+    return [(page_name(page), content) for page in doc_pages()
+            for lang, content in fenced_blocks(page.read_text()) if lang == language]
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The real run logs of runnable/magnus in examples/real-logs."""

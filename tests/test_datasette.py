@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("datasette", reason="the web tests need datasette: pip install 'runlog[datasette]'")
+pytest.importorskip("datasette", reason="the web tests need datasette: pip install 'runlog-store[datasette]'")
 
 from runlog.cli import cli  # noqa: E402
 from runlog.errors import RunlogError  # noqa: E402
@@ -75,7 +75,7 @@ def query(db_path: Path, sql: str, params=()) -> list[tuple]:
 
 def test_plugin_is_installed(ds):
     plugins = fetch(ds, "/-/plugins.json").json()
-    (runlog,) = [p for p in plugins if p["name"] == "runlog"]
+    (runlog,) = [p for p in plugins if p["name"] == "runlog-store"]
     assert {"render_cell", "register_routes", "canned_queries", "get_metadata", "startup"} <= set(runlog["hooks"])
 
 

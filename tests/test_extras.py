@@ -41,7 +41,7 @@ def test_a_missing_extra_is_one_line_naming_it(work, monkeypatch, module, extra,
     result = CliRunner().invoke(cli, command)
     package = "mlflow-skinny" if module == "mlflow" else module
     assert (result.exit_code, result.stdout, result.stderr) == (
-        1, "", f"Error: this needs {package}, which is not installed: pip install 'runlog[{extra}]'\n")
+        1, "", f"Error: this needs {package}, which is not installed: pip install 'runlog-store[{extra}]'\n")
     assert files(work) == before
 
 

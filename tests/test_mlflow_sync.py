@@ -13,7 +13,7 @@ from mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from runlog.models import RunLog
 from test_mlflow_export import fixture_db, run_export, runs_of, synthetic_db, synthetic_run  # noqa: F401
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 from mlflow import MlflowClient  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("mlflow")

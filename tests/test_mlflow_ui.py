@@ -11,7 +11,7 @@ from browser import browser  # noqa: F401  (fixture)
 from mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from test_mlflow_export import run_export, synthetic_db, synthetic_run
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 from mlflow import MlflowClient  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("mlflow")

@@ -559,7 +559,7 @@ def test_redact_and_is_url():
 def test_a_missing_provider_package_names_the_extra(monkeypatch, tmp_path, scheme, module, extra):
     """Also true without fsspec at all (make test-base), where no monkeypatch is needed."""
     monkeypatch.setitem(sys.modules, module, None)
-    message = f"this needs {module}, which is not installed: pip install 'runlog[{extra}]'"
+    message = f"this needs {module}, which is not installed: pip install 'runlog-store[{extra}]'"
     with pytest.raises(MissingExtra) as caught:
         RunLogStore(f"{scheme}://b/x")
     assert str(caught.value) == message
@@ -568,7 +568,7 @@ def test_a_missing_provider_package_names_the_extra(monkeypatch, tmp_path, schem
 
 
 def test_unknown_protocol_and_endpoint_for_a_folder_are_one_line_errors(tmp_path):
-    pytest.importorskip("fsspec", reason="URLs need fsspec: pip install 'runlog[s3]'")
+    pytest.importorskip("fsspec", reason="URLs need fsspec: pip install 'runlog-store[s3]'")
     with pytest.raises(RunlogError) as caught:
         RunLogStore("nosuchproto://b/x")
     assert str(caught.value) == "nosuchproto://b/x: fsspec does not know the protocol nosuchproto://"
@@ -579,7 +579,7 @@ def test_unknown_protocol_and_endpoint_for_a_folder_are_one_line_errors(tmp_path
 
 @pytest.mark.parametrize("layout", ["file-system", "chunked-fs"])
 def test_memory_store_round_trip_and_ingest(tmp_path, layout):
-    pytest.importorskip("fsspec", reason="memory:// stores need fsspec: pip install 'runlog[s3]'")
+    pytest.importorskip("fsspec", reason="memory:// stores need fsspec: pip install 'runlog-store[s3]'")
     url = f"memory://runlog-test-{layout}-{tmp_path.name}"
     record_pipeline(url, layout)
     record_pipeline(tmp_path / "local", layout)

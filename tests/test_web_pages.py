@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pytest.importorskip("datasette", reason="the web tests need datasette: pip install 'runlog[datasette]'")
+pytest.importorskip("datasette", reason="the web tests need datasette: pip install 'runlog-store[datasette]'")
 
 from conftest import script_formats  # noqa: E402
 from runlog.web import make_datasette, runs_page  # noqa: E402

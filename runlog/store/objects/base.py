@@ -69,7 +69,7 @@ def _connect(storage: ObjectStorage, url: str, endpoint_url: str | None) -> tupl
     """``storage._connect(...)``, its failures as one line naming the URL and the fix."""
     try:
         import fsspec  # noqa: F401
-    except ImportError:  # name the extra of the store's own kind: gs:// wants runlog[gs], not [s3]
+    except ImportError:  # name the extra of the store's own kind: gs:// wants runlog-store[gs], not [s3]
         raise MissingExtra(*_EXTRAS.get(storage.protocol, ("s3", "fsspec"))) from None
     try:
         return storage._connect(url, endpoint_url)
@@ -183,7 +183,7 @@ class ObjectStorage:
 
     def create(self, key: str, data: bytes) -> str | None:
         """Write the object only if there is none: its version token, or None if one exists."""
-        if self.exists(key):  # not atomic here: documented in the README
+        if self.exists(key):  # not atomic here: documented in docs/object-storage.md
             return None
         self.write(key, data)
         return hashlib.sha256(data).hexdigest()
