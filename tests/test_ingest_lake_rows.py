@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pyarrow", reason="the lake needs pyarrow: pip install 'runlog[lake]'")
+pytest.importorskip("pyarrow", reason="the lake needs pyarrow: pip install 'runlog-store[lake]'")
 
 from bench.generate import FORMATS, Shape, make_run, write_run  # noqa: E402
 from conftest import REPO, fixture_sources  # noqa: E402

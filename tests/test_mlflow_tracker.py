@@ -6,12 +6,11 @@ import pytest
 from click.testing import CliRunner
 
 from mlflow_server import build_index, free_port, mlflow_server  # noqa: F401  (fixture)
-from runlog.record import tracking
 from runlog.cli import cli
 from runlog.record.run import Run
 from runlog.record.tracking import get_experiment_tracker_context, track_this
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 from mlflow import MlflowClient  # noqa: E402
 
 
@@ -22,10 +21,8 @@ def mlflow_tracking(monkeypatch, mlflow_server):
     """RUNLOG_EXPERIMENT_TRACKER=mlflow against the session server; do-nothing again afterwards."""
     monkeypatch.setenv("RUNLOG_EXPERIMENT_TRACKER", "mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
-    tracking.select_tracker()
     yield mlflow_server.uri
     mlflow.set_tracking_uri(None)
-    tracking.select_tracker("do-nothing")
 
 
 def only_run(client: MlflowClient, experiment: str, run_id: str):
@@ -41,8 +38,8 @@ def steps_values(client, run, key):
 
 def test_pipeline_logs_live_and_export_only_completes_it(tmp_path, mlflow_tracking):
     uri = mlflow_tracking
-    assert type(tracking.current_tracker()).__name__ == "MlflowTracker"
     with Run.start(run_id="live-1", tag="live-exp", store=tmp_path / "s", parameters={"lr": 0.1}) as run:
+        assert type(run.tracker).__name__ == "MlflowTracker"
         with run.step("train"):
             for epoch in range(3):
                 track_this(step=epoch, loss=1 / (epoch + 1))
@@ -95,22 +92,12 @@ def test_unreachable_server_warns_once_and_the_run_goes_on(tmp_path, monkeypatch
     monkeypatch.setenv("RUNLOG_EXPERIMENT_TRACKER", "mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    tracking.select_tracker()
-    try:
-        with pytest.warns(UserWarning) as caught:
-            with Run.start(run_id="offline-1", tag="t", store=tmp_path / "s") as run:
-                with run.step("train"):
-                    track_this(loss=0.5)
-    finally:
-        tracking.select_tracker("do-nothing")
+    with pytest.warns(UserWarning) as caught:
+        with Run.start(run_id="offline-1", tag="t", store=tmp_path / "s") as run:
+            with run.step("train"):
+                track_this(loss=0.5)
     messages = [str(w.message) for w in caught if "MLflow tracker" in str(w.message)]
     assert len(messages) == 1
     assert messages[0].startswith("MLflow tracker, run offline-1: MLflow tracking server http://127.0.0.1:")
     assert messages[0].endswith("the values stay in the run log and `runlog export mlflow` completes the MLflow run")
     assert run.store.get_run("offline-1").status == "SUCCESS"
-
-
-def test_default_tracker_context_is_a_null_context():
-    tracking.select_tracker("do-nothing")
-    with get_experiment_tracker_context() as client:
-        assert client is None

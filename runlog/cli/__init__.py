@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from .export_commands import export_group
-from .index_commands import ingest_command, schema_command
+from .index_commands import ingest_command, schema_command, upgrade_command
 from .lake_commands import lake_group
 from .read_commands import (
     compare_command,
@@ -42,7 +42,8 @@ def cli():
 
 
 for command in (exec_command, ingest_command, query_command, runs_command, keys_command, show_command,
-                metrics_command, compare_command, schema_command, serve_command, export_group, lake_group):
+                metrics_command, compare_command, schema_command, upgrade_command, serve_command, export_group,
+                lake_group):
     cli.add_command(command)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..output import one_line
+from ..values import one_line
 from ..store import DEFAULT_STORE
 from .common import ProgressBar, endpoint_option, friendly_errors
 

@@ -8,8 +8,9 @@ import json
 
 import click
 
-from ..output import json_safe
+from ..values import json_safe
 from .common import db_option, echo_rows, format_option, friendly_errors, list_options, read_index, sort_rows
+from .render import render_run
 
 SPEC_HELP = ("a metric by run-level name (loss = its last value) or SUMMARY:NAME with SUMMARY one of last first "
              "min max mean count argmin argmax; a name with spaces in `backquotes`")
@@ -72,7 +73,8 @@ def query_command(sql, named, list_named, params, lake, endpoint_url, sort, limi
 @click.option("--metric", "metrics", multiple=True, metavar="SPEC", help=f"Add a column: {SPEC_HELP} (repeatable).")
 @click.option("--param", "params", multiple=True, metavar="NAME", help="Add a column with this parameter (repeatable).")
 @click.option("--where", metavar="EXPR",
-              help="Only runs that match, e.g. \"param:lr in (0.1, 0.01) and min:loss < 0.5\" (see the README).")
+              help="Only runs that match, e.g. \"param:lr in (0.1, 0.01) and min:loss < 0.5\" "
+                   "(the filter language: see the docs, Querying).")
 @click.option("--sort", "sort", multiple=True, metavar="[-]SPEC",
               help="Sort by a column spec (-SPEC: descending; repeatable for ties; runs without the value last).")
 @click.option("--limit", type=click.IntRange(0), metavar="N", help="Print at most N runs.")
@@ -91,8 +93,13 @@ def runs_command(metrics, params, where, sort, limit, tag, status, fmt, no_heade
         runlog runs --param lr --metric min:loss --where "min:loss < 0.5" --sort min:loss --limit 5
     """
     from ..index.runs import list_runs
+    from ..index.specs import parse_spec
 
-    specs = [name if name.startswith("param:") else f"param:{name}" for name in params] + list(metrics)
+    params = [name if name.startswith("param:") else f"param:{name}" for name in params]
+    for option, texts in (("--param", params), ("--metric", metrics)):  # errors name the option
+        for text in texts:
+            parse_spec(text, option)
+    specs = params + list(metrics)
     with read_index(db_path) as db:
         columns, rows = list_runs(db, specs, where=where, sort=sort, limit=limit, tag=tag, status=status)
     echo_rows(rows, fmt, columns, not no_headers)
@@ -134,7 +141,7 @@ def show_command(run_id, fmt, no_headers, db_path):
     Example:
         runlog show case4-branches-chunked
     """
-    from ..index.reports import render_run, show_run
+    from ..index.reports import show_run
 
     with read_index(db_path) as db:
         detail = show_run(db, run_id)

@@ -2,7 +2,8 @@
 ingest and read by every query, page and export.
 
 Public API: :func:`ingest` and :class:`IngestReport`; :func:`open_db` (read-write, or
-read-only behind an authorizer); the schema (``SCHEMA_VERSION``, :func:`schema_sql`);
+read-only: an :class:`IndexReader` behind an authorizer) and :func:`upgrade_index` (an index
+of an older runlog, in place); the schema (``SCHEMA_VERSION``, :func:`schema_sql`);
 :mod:`~runlog.index.queries` (named queries, :func:`run_sql`) and
 :mod:`~runlog.index.reports` (runs, one run, metric history, comparisons);
 :mod:`~runlog.index.flatten` (a run log as rows).
@@ -15,9 +16,11 @@ read-only behind an authorizer); the schema (``SCHEMA_VERSION``, :func:`schema_s
 
 from __future__ import annotations
 
-from .db import open_db
+from .db import open_db, upgrade_index
 from .ingester import IngestReport, ingest
 from .queries import NAMED_QUERIES, run_named, run_sql
+from .readonly import IndexReader
 from .schema import SCHEMA_VERSION, schema_sql
 
-__all__ = ["NAMED_QUERIES", "SCHEMA_VERSION", "IngestReport", "ingest", "open_db", "run_named", "run_sql", "schema_sql"]
+__all__ = ["NAMED_QUERIES", "SCHEMA_VERSION", "IndexReader", "IngestReport", "ingest", "open_db", "run_named", "run_sql",
+           "schema_sql", "upgrade_index"]

@@ -1,6 +1,11 @@
-"""Opening the index: read-write (created and upgraded to the current schema when
-needed) or read-only (``mode=ro``, ``query_only`` and an authorizer that refuses
-anything that could write).
+"""Opening the index: read-write for ingest and ``runlog upgrade`` (created, and
+upgraded to the current schema, when needed), or read-only for everything else
+(:class:`~.readonly.IndexReader`, which never writes, not even to upgrade).
+
+sqlite-utils is imported here only when a migration changes tables, or when a caller
+asks :func:`open_db` for a read-write ``sqlite_utils.Database``; never on a read path, nor
+by an ingest of a current index: importing it imports pandas and numpy when they are
+installed (MLflow brings them), a third of a second that those commands do not need.
 
 >>> db = open_db("runlog.db", readonly=True)            # doctest: +SKIP
 >>> db.execute("select count(*) from runs").fetchone()  # doctest: +SKIP
@@ -9,61 +14,57 @@ anything that could write).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
 
-from ..errors import NoIndex, RunlogError, UsageProblem
+from ..errors import NoIndex, RunlogError
 from . import functions
 from .migrations import MIGRATIONS
+from .readonly import IndexReader, check_version
 from .schema import BULK_INDEXES, PAGE_SIZE, SCHEMA_SQL, SCHEMA_VERSION, statements
 
-
-def _import_sqlite_utils():
-    """sqlite-utils imports pandas and numpy when they are installed (MLflow brings them),
-    a third of a second on every command; runlog never gives it pandas or numpy values."""
-    blocked = [name for name in ("pandas", "numpy") if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # makes `import pandas` raise ImportError, which it handles
-    try:
-        import sqlite_utils
-    finally:
-        for name in blocked:
-            sys.modules.pop(name, None)
-    return sqlite_utils
-
-
-sqlite_utils = _import_sqlite_utils()
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # How long a writer waits for another one (an ingest's batch, or its index build at the end).
 WRITE_BUSY_TIMEOUT_MS = 120_000
-# Reads of a large index jump between tables (a run's row, its metrics, its params):
-# memory-mapped pages and a bigger page cache make those jumps cheap.
-MMAP_BYTES = 1 << 30
-CACHE_KIB = 65_536
 
 
-def tune(conn: sqlite3.Connection) -> None:
-    """Memory-map the file and enlarge the page cache of one connection."""
-    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+@overload
+def open_db(path: str | os.PathLike, readonly: Literal[True]) -> IndexReader: ...
+@overload
+def open_db(path: str | os.PathLike, readonly: Literal[False] = False) -> sqlite_utils.Database: ...
 
 
-def open_db(path: str | os.PathLike, readonly: bool = False) -> sqlite_utils.Database:
-    """Open (and, unless ``readonly``, create or upgrade) the index at ``path``.
+def open_db(path, readonly=False):
+    """Open the index at ``path``: read-only (an :class:`IndexReader`), or read-write (a
+    ``sqlite_utils.Database``; the file is created, or upgraded to the current schema,
+    when needed).
 
-    A read-only database is opened with ``mode=ro`` and ``PRAGMA query_only`` and
-    refuses, through an authorizer, anything that could write (ATTACH, VACUUM INTO,
-    writable_schema...). ``db.refusals`` lists what it refused.
+    A read-only index is opened with ``mode=ro`` and ``PRAGMA query_only`` and refuses,
+    through an authorizer, anything that could write (ATTACH, VACUUM, writable_schema...);
+    ``db.refusals`` lists what it refused. An index of an older schema opened read-only is
+    a usage error that names ``runlog upgrade``: reading never writes.
 
     >>> db = open_db("runlog.db", readonly=True)      # doctest: +SKIP
     >>> db.execute("select count(*) from runs").fetchone()  # doctest: +SKIP
     (5,)
     """
-    path = Path(path)
     if readonly:
-        return _open_readonly(path)
+        return IndexReader.open(path)
+    import sqlite_utils
+
+    return sqlite_utils.Database(connect_writable(Path(path)), execute_plugins=False)
+
+
+def connect_writable(path: str | os.PathLike) -> sqlite3.Connection:
+    """A read-write connection to the index at ``path`` (created, or upgraded to the
+    current schema, when needed), tuned for ingest: WAL, and large pages in a new file.
+    sqlite-utils is imported only when a migration runs."""
+    path = Path(path)
     try:
         new = not path.exists() or path.stat().st_size == 0
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -73,102 +74,48 @@ def open_db(path: str | os.PathLike, readonly: bool = False) -> sqlite_utils.Dat
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        # No tune() here: a writer's memory-mapped pages and big cache only grow its
+        # No readonly.tune() here: a writer's memory-mapped pages and big cache only grow its
         # memory with the index (an ingest of 2 million points: 370 MB, 47 MB without),
         # and save it no time.
         functions.register(conn)
-        db = sqlite_utils.Database(conn, execute_plugins=False)
-        ensure_schema(db)
+        ensure_schema(conn)
     except sqlite3.Error as exc:
         raise RunlogError(f"cannot open index {path}: {exc}") from None
-    return db
+    return conn
 
 
-def _open_readonly(path: Path) -> sqlite_utils.Database:
+def upgrade_index(path: str | os.PathLike) -> tuple[int, int]:
+    """Upgrade the existing index at ``path`` to the current schema, in place, from its
+    own tables; ``(version before, version after)``. Nothing is created: a missing file
+    is :class:`~runlog.errors.NoIndex`.
+
+    >>> upgrade_index("old.db")           # doctest: +SKIP
+    (1, 3)
+    """
+    path = Path(path)
     if not path.is_file():
         raise NoIndex(path)
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA query_only = 1")
-        tune(conn)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            before = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise RunlogError(f"cannot open index {path}: {exc}") from None
-    if version > SCHEMA_VERSION:
-        raise RunlogError(f"index {path} has schema version {version}, newer than this runlog ({SCHEMA_VERSION}): upgrade runlog")
-    if version == 0:
-        raise UsageProblem(f"{path} is not a runlog index (it has no runlog tables): point --db at an index "
-                           "that `runlog ingest` built")
-    if version < SCHEMA_VERSION:  # an index built by an older runlog: upgrade it in place, once
-        conn.close()
-        _upgrade(path)
-        return _open_readonly(path)
-    functions.register(conn)
-    db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
-    db.refusals = []
-    conn.set_authorizer(_read_only_authorizer(db.refusals))
-    return db
-
-
-def _upgrade(path: Path) -> None:
+    if before == 0 or before > SCHEMA_VERSION:  # not an index, or one of a newer runlog
+        check_version(path, before)
     try:
-        open_db(path).close()
+        connect_writable(path).close()
     except RunlogError as exc:
-        raise RunlogError(f"index {path} was built by an older runlog and must be upgraded, which needs write "
-                          f"access ({exc}): run `runlog ingest STORE --db {path}` where it is writable") from None
+        raise RunlogError(f"index {path} must be upgraded, which needs write access ({exc}): run "
+                          "`runlog upgrade` where it is writable") from None
+    return before, SCHEMA_VERSION
 
 
-# Pragmas that only read: these with no value, and the introspection ones with a table name.
-_NAME_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list", "table_list"}
-_READ_PRAGMAS = _NAME_PRAGMAS | {
-    "database_list", "collation_list", "function_list", "pragma_list", "user_version", "schema_version",
-    "page_count", "page_size", "encoding", "compile_options", "journal_mode",
-}
-_ALLOWED_ACTIONS = {
-    sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE,
-    sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT,
-}
-_ACTION_NAMES = {
-    sqlite3.SQLITE_INSERT: "INSERT into {}", sqlite3.SQLITE_UPDATE: "UPDATE {}", sqlite3.SQLITE_DELETE: "DELETE from {}",
-    sqlite3.SQLITE_ATTACH: "attach the database {} (ATTACH or VACUUM INTO)", sqlite3.SQLITE_DETACH: "DETACH {}",
-    sqlite3.SQLITE_ALTER_TABLE: "ALTER TABLE {}", sqlite3.SQLITE_DROP_TABLE: "DROP TABLE {}",
-    sqlite3.SQLITE_CREATE_TABLE: "CREATE TABLE {}", sqlite3.SQLITE_CREATE_TEMP_TABLE: "CREATE TEMP TABLE {}",
-    sqlite3.SQLITE_CREATE_INDEX: "CREATE INDEX {}", sqlite3.SQLITE_CREATE_VIEW: "CREATE VIEW {}",
-    sqlite3.SQLITE_CREATE_TRIGGER: "CREATE TRIGGER {}", sqlite3.SQLITE_REINDEX: "REINDEX {}",
-    sqlite3.SQLITE_ANALYZE: "ANALYZE {}", sqlite3.SQLITE_DROP_VIEW: "DROP VIEW {}", sqlite3.SQLITE_DROP_INDEX: "DROP INDEX {}",
-}
-
-
-def _read_only_authorizer(refusals: list[str]):
-    def authorize(action, arg1, arg2, _db, _trigger):
-        if action in _ALLOWED_ACTIONS:
-            if action == sqlite3.SQLITE_FUNCTION and arg2 in ("load_extension", "writefile", "edit"):
-                refusals.append(f"call {arg2}()")
-                return sqlite3.SQLITE_DENY
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_PRAGMA:
-            name = (arg1 or "").lower()
-            if name in (_READ_PRAGMAS if arg2 is None else _NAME_PRAGMAS):
-                return sqlite3.SQLITE_OK
-            refusals.append(f"run PRAGMA {name}" + (f" = {arg2}" if arg2 is not None else ""))
-            return sqlite3.SQLITE_DENY
-        if arg1 in ("sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema"):
-            refusals.append("change the schema (CREATE, DROP or ALTER)")
-        else:
-            refusals.append(_ACTION_NAMES.get(action, "run operation #%d on {}" % action).format(arg1 or "").rstrip())
-        return sqlite3.SQLITE_DENY
-
-    return authorize
-
-
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    """Create the tables, indexes and views when missing; apply numbered migrations.
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables, indexes and views when missing; apply numbered migrations
+    (through sqlite-utils, imported only then).
 
     Writes nothing when the schema is already current.
     """
-    conn = db.conn
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         restore_bulk_indexes(conn)
@@ -181,8 +128,11 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             for statement in statements(SCHEMA_SQL):
                 conn.execute(statement)
         else:
+            import sqlite_utils
+
+            db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[step](conn)
+                MIGRATIONS[step](db)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

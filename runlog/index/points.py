@@ -24,7 +24,7 @@ from itertools import chain, repeat
 from typing import Any
 
 from ..models import PARAMETER_KINDS, parse_time
-from ..output import json_safe
+from ..values import json_safe
 from .summaries import NO_POSITION, NameClaims, group_series, mean_of, summary_row
 from .tiles import TILED_FROM, series_tiles
 

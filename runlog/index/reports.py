@@ -1,5 +1,5 @@
-"""One run: its document and step tree (``runlog show``), and its metric history
-(``runlog metrics``). Plain rows (dicts) from a read-only index, usable without click.
+"""One run: its document (``runlog show``; the CLI renders its step tree) and its metric
+history (``runlog metrics``). Plain rows (dicts) from a read-only index, usable without click.
 Many runs at once are in :mod:`.runs`.
 
 >>> db = open_db("runlog.db", readonly=True)                    # doctest: +SKIP
@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from ..errors import UsageProblem
-from ..output import iso_utc, table
 from .lookup import did_you_mean, require_key, require_run
 from .queries import Rows, run_sql
 
@@ -74,75 +73,6 @@ FROM run_metrics WHERE run_id = :run_id ORDER BY position, key""",
     run = {k: (_decode(v) if k in ("parameters", "run_config") else v) for k, v in run.items()}
     run["parameters"] = [p for p in params if p["step_name"] == ""]
     return {"run": run, "steps": steps, "metrics": summary}
-
-
-def render_run(detail: dict[str, Any]) -> str:
-    """``show_run``'s document as text: the step tree with branches indented."""
-    run = detail["run"]
-    lines = [
-        f"run {run['run_id']}  status {run['status']}  tag {run['tag'] or '-'}  format {run['format']} {run['layout']}",
-        f"start {_time(run['start_time'])}  end {_time(run['end_time'])}  duration {_seconds(run['duration_s'])}",
-    ]
-    if run.get("original_run_id"):
-        lines.append(f"retry of {run['original_run_id']} (use_cached={bool(run['use_cached'])})")
-    lines.append(f"source {run['source_path']}")
-    if run["parameters"]:
-        lines.append("parameters")
-        lines += [f"  {p['key']} = {_short(p['value'])}  ({p['kind']})" for p in run["parameters"]]
-    lines.append("steps")
-    level: dict[str, int] = {}
-    last_branch = ""
-    for step in detail["steps"]:
-        branch = step["branch"]
-        parent = _owner(branch, level)
-        depth = level[parent] + 1 if parent is not None else 0
-        level[step["step_name"]] = depth
-        if branch and branch != last_branch:
-            lines.append("  " + "    " * (depth - 1) + f"  branch {branch}")
-        last_branch = branch
-        pad = "  " + "    " * depth
-        mock = "  (mock)" if step["mock"] else ""
-        lines.append(f"{pad}{step['name']}  [{step['step_type']}]  {step['status']}{mock}")
-        if step["message"]:
-            lines.append(f"{pad}  message: {step['message']}")
-        for a in step["attempts"]:
-            retry = f"  retry {a['retry_indicator']}" if a["retry_indicator"] else ""
-            lines.append(f"{pad}  attempt {a['attempt_number']}  {a['status']}  {_time(a['start_time'])}  "
-                         f"{_seconds(a['duration_s'])}{retry}")
-            for p in step["params"]:
-                if p["attempt_number"] == a["attempt_number"]:
-                    lines.append(f"{pad}    {p['direction']} {p['key']} = {_short(p['value'])}")
-    lines.append("metrics")
-    if detail["metrics"]:
-        columns = ["name", "kind", "points", "last_step", "last", "min", "argmin", "max", "argmax", "mean"]
-        lines += ["  " + line for line in table(detail["metrics"], columns).splitlines()]
-    else:
-        lines.append("  (none)")
-    return "\n".join(lines)
-
-
-def _owner(branch: str, level: dict[str, int]) -> str | None:
-    """The step a branch belongs to: the longest step name that prefixes it."""
-    if not branch:
-        return None
-    best = None
-    for name in level:
-        if branch.startswith(name + ".") and (best is None or len(name) > len(best)):
-            best = name
-    return best
-
-
-def _time(value: str | None) -> str:
-    return iso_utc(value) if value else "-"
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}s"
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _decode(text: str | None) -> Any:

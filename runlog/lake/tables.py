@@ -23,6 +23,7 @@ from typing import Any
 from ..index import flatten, summaries
 from ..index.points import MetricPoints, PlainSeries
 from ..models import parse_time
+from ..values import TIME_COLUMNS
 
 # The lake's schema version, in every file's metadata and in the lake's descriptor.
 # A change to the columns or their types bumps it (a lake of another version is refused).
@@ -44,7 +45,6 @@ TABLES = tuple(COLUMNS)
 _BOOL = {"use_cached", "mock", "code_identifier_dependable"}
 _INT = {"attempt_number", "position", "step", "count", "first_step", "last_step", "argmin", "argmax", "timestamps"}
 _FLOAT = {"duration_s", "value", "first", "last", "min", "max", "mean"}
-_TIME = {"start_time", "end_time", "ingested_at"}  # text in the log: parsed, UTC
 _EPOCH_MS = {"timestamp_ms"}
 # Rows of a file come run by run, runs in name order (so row groups prune by run_id);
 # the run-level tables are sorted by name, what leaderboards and filters ask for.
@@ -60,7 +60,7 @@ def arrow_type(column: str):
         return pa.int64()
     if column in _FLOAT:
         return pa.float64()
-    if column in _TIME:
+    if column in TIME_COLUMNS:  # text in the log: parsed, UTC
         return pa.timestamp("us", tz="UTC")
     if column in _EPOCH_MS:
         return pa.timestamp("ms", tz="UTC")
@@ -235,7 +235,7 @@ def _array(column: str, values: list | Runs):
     kind = arrow_type(column)
     if isinstance(values, Runs):
         return values.to_arrow(kind)
-    if column in _TIME:
+    if column in TIME_COLUMNS:  # text in the log: parsed, UTC
         return pa.array([utc_time(v) for v in values], type=kind)
     if column in _EPOCH_MS:
         return pa.array(values, type=pa.int64()).cast(kind)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import RunlogError
-from ..output import counted
+from ..values import counted
 from .client import TAG_PARENT, histories
 from .naming import MetricPoint
 from .plan import RunPlan, json_equal

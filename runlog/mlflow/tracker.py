@@ -33,8 +33,8 @@ from ..index.points import value_points
 
 def _current_step_name() -> str:
     """The internal name of the step being recorded in this thread, if any."""
-    sink = tracking._active_sink.get()
-    return str(getattr(sink, "internal_name", "") or "")
+    step = tracking.current_step()
+    return str(getattr(step, "internal_name", "") or "")
 
 
 class MlflowTracker(tracking.ExperimentTracker):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import RunlogError
-from ..output import counted
+from ..values import counted
 from .branches import plan_runs
 from .client import ServerRuns, describe
 from .compare import differences

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +35,7 @@ from ..errors import RunlogError
 from ..models import BranchLog, CodeIdentity, DataCatalog, RunLog, StepAttempt, StepLog, format_time
 from ..store import DEFAULT_STORE, Layout, RunLogStore, validate_name
 from .shell import run_in_shell
-from .tracking import TRACK_FILE_ENV, active_sink, current_tracker, env_metrics, read_tracked
+from .tracking import TRACK_FILE_ENV, env_metrics, read_tracked, recording, select_tracker
 
 T = TypeVar("T")
 
@@ -142,7 +142,8 @@ class Run(Scope):
         self._lock = threading.Lock()
         self._failed = False
         self._identities: list[CodeIdentity] | None = None
-        self.tracker = current_tracker()
+        self._recording = contextlib.ExitStack()
+        self.tracker = select_tracker()  # this run's own, from $RUNLOG_EXPERIMENT_TRACKER
 
     @classmethod
     def start(
@@ -204,10 +205,15 @@ class Run(Scope):
 
     # -- ending the run --------------------------------------------------------
     def __enter__(self) -> Run:
+        # Between its steps too, this thread's get_experiment_tracker_context() is this run's.
+        self._recording.enter_context(recording(self.tracker))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.finish("FAIL" if exc_type is not None or self._failed else "SUCCESS")
+        try:
+            self.finish("FAIL" if exc_type is not None or self._failed else "SUCCESS")
+        finally:
+            self._recording.close()
 
     def finish(self, status: str = "SUCCESS") -> None:
         """Close the run: add runnable's terminal ``success``/``fail`` step and set the status."""
@@ -228,8 +234,10 @@ class Run(Scope):
 
 
 class StepRecorder:
-    """One attempt of one step. Collects ``track_this`` values, environment
-    variables set during the step, and values tracked by child processes."""
+    """One attempt of one step. Collects the ``track_this`` values of the thread (or
+    task) that entered it, and the values of the child processes it runs
+    (:meth:`run_command`, or any started with :meth:`child_env`): their ``track_this``
+    calls and the ``RUNNABLE_TRACK_*`` variables their shell exported."""
 
     def __init__(self, run: Run, internal_name: str, name: str, step_type: str, parameters: dict[str, Any]):
         self.run = run
@@ -277,11 +285,9 @@ class StepRecorder:
     def __enter__(self) -> StepRecorder:
         self.start = datetime.now()
         self._previous = self._read_previous()
-        self._env_before = dict(os.environ)
         fd, self.track_file = tempfile.mkstemp(prefix="runlog-track-", suffix=".jsonl")
         os.close(fd)
-        self._stack.enter_context(active_sink(self))
-        self._stack.enter_context(_env_var(TRACK_FILE_ENV, self.track_file))
+        self._stack.enter_context(recording(self.run.tracker, self))
         self._write(status="PROCESSING", end=None)
         return self
 
@@ -291,8 +297,6 @@ class StepRecorder:
             self.record(key, step, value)
         with contextlib.suppress(OSError):
             os.unlink(self.track_file)
-        for key, step, value in env_metrics(os.environ, self._env_before):
-            self.record(key, step, value)
         if exc_type is not None:
             self.fail(f"{exc_type.__name__}: {exc}")
         self._write(status=self.status, end=datetime.now())
@@ -346,6 +350,15 @@ class StepRecorder:
         self.run.store.put_step(self.run.run_id, step)
 
     # running a command as this step
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment for a child process of this step (``base``, default this
+        process's, plus ``$RUNLOG_TRACK_FILE``): its ``track_this`` calls are recorded
+        into this step.
+
+        >>> subprocess.run(["python", "train.py"], env=step.child_env())   # doctest: +SKIP
+        """
+        return dict(os.environ if base is None else base, **{TRACK_FILE_ENV: self.track_file})
+
     def run_command(self, command: list[str], shell_capture: bool = True) -> int:
         """Run ``command`` (argv; a single argument is shell text) in a shell, tee its
         output into the catalog as ``<step>.execution.log``, record the
@@ -353,7 +366,8 @@ class StepRecorder:
         log_name = f"{self.name.replace(' ', '_')}.execution.log"
         with tempfile.TemporaryDirectory(prefix="runlog-exec-") as scratch:
             log_path = Path(scratch) / log_name
-            code, end_env, start_env = run_in_shell(command, log_path, capture_env=shell_capture)
+            code, end_env, start_env = run_in_shell(command, log_path, env=self.child_env(),
+                                                    capture_env=shell_capture)
             for key, step, value in env_metrics(end_env, start_env):
                 self.record(key, step, value)
             self.add_catalog(log_name, log_path)
@@ -460,19 +474,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _env_var(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
 
 
 def _run_config(run_id: str, tag: str, store: RunLogStore, catalog: Path, dag_hash: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import RunlogError
@@ -26,13 +27,16 @@ def shell_text(command: list[str]) -> str:
     return command[0] if len(command) == 1 else shlex.join(command)
 
 
-def run_in_shell(command: list[str], log_path: Path, capture_env: bool = True) -> tuple[int, dict[str, str], dict[str, str]]:
-    """Run the command in bash (or sh), copying its output to our stdout and to ``log_path``.
+def run_in_shell(command: list[str], log_path: Path, env: Mapping[str, str] | None = None,
+                 capture_env: bool = True) -> tuple[int, dict[str, str], dict[str, str]]:
+    """Run the command in bash (or sh) with the environment ``env`` (default: this
+    process's), copying its output to our stdout and to ``log_path``.
 
-    Returns ``(exit code, environment at the end, environment at the start)``."""
+    Returns ``(exit code, environment at the end, environment at the start)``: the
+    command's own, never this process's."""
     script = shell_text(command)
     shell = shutil.which("bash") or "/bin/sh"
-    start_env = dict(os.environ)
+    start_env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="runlog-env-") as scratch:
         dump = Path(scratch) / "env"
         # The trap runs on any exit, `exit 3` and `set -e` included, and keeps the code.

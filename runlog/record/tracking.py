@@ -1,8 +1,20 @@
 """The tracking API of the seed: ``track_this``, ``RUNNABLE_TRACK_*`` variables, trackers.
 
 Inside a step, ``track_this(step=0, **kwargs)`` records values into the step's
-``user_defined_metrics``; a process started by a step (``runlog exec``) records
-into the same step through a side file named by ``$RUNLOG_TRACK_FILE``.
+``user_defined_metrics``. The step being recorded is found through a context variable
+(:func:`current_step`), so two threads, or two asyncio tasks, recording two steps at
+once each record into their own. A process started by a step (``runlog exec``, or
+``step.run_command``) records into the same step in two ways: its ``track_this``
+calls go to a side file named by ``$RUNLOG_TRACK_FILE``, and the ``RUNNABLE_TRACK_*``
+variables it exports are read from its environment when it ends. Both reach the child
+only through the environment its runner builds for it (``StepRecorder.child_env``).
+
+Recording changes no process-wide state: nothing is written to ``os.environ``, and the
+process's own environment is never compared before and after a step. So
+``os.environ["RUNNABLE_TRACK_x"] = "1"`` inside a Python step records nothing: one
+environment is shared by every thread of the process, and a value set there cannot be
+told apart between two steps recorded at once. Python code calls ``track_this``; a
+shell command exports the variable.
 
 >>> from runlog import track_this
 >>> track_this(loss=0.5)           # doctest: +SKIP
@@ -19,6 +31,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ContextManager, Protocol
 
 from pydantic import BaseModel
@@ -33,12 +46,20 @@ _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
 class MetricSink(Protocol):
-    """Where tracked values go: the step being recorded in this process."""
+    """Where tracked values go: the step being recorded in this thread or task."""
+
+    internal_name: str
 
     def record(self, key: str, step: int, value: Any) -> None: ...
 
 
-_active_sink: contextvars.ContextVar[MetricSink | None] = contextvars.ContextVar("runlog_sink", default=None)
+@dataclass(frozen=True)
+class _Recording:
+    tracker: ExperimentTracker
+    step: MetricSink | None  # None: inside a run, between its steps
+
+
+_active: contextvars.ContextVar[_Recording | None] = contextvars.ContextVar("runlog_recording", default=None)
 
 
 def track_this(step: int = 0, **kwargs: Any) -> None:
@@ -52,12 +73,12 @@ def track_this(step: int = 0, **kwargs: Any) -> None:
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise RunlogError(f"track_this: step must be a non-negative int, not {step!r}")
     values = {key: normalise_value(value) for key, value in kwargs.items()}
-    sink = _active_sink.get()
+    sink = current_step()
     if sink is not None:
         for key, value in values.items():
             sink.record(key, step, value)
         return
-    track_file = os.environ.get(TRACK_FILE_ENV)
+    track_file = os.environ.get(TRACK_FILE_ENV)  # set for this process by the step that started it
     if track_file:
         append_tracked(track_file, step, values)
         return
@@ -72,13 +93,36 @@ def normalise_value(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def active_sink(sink: MetricSink) -> Iterator[None]:
-    """Send ``track_this`` calls of this thread/task to ``sink`` while the block runs."""
-    token = _active_sink.set(sink)
+def recording(tracker: ExperimentTracker, step: MetricSink | None = None) -> Iterator[None]:
+    """While the block runs, this thread/task records with ``tracker`` and sends its
+    ``track_this`` calls to ``step`` (a run enters this without a step, each step with itself).
+
+    >>> with recording(ExperimentTracker()):
+    ...     current_step() is None, current_tracker().name
+    (True, 'do-nothing')
+    """
+    token = _active.set(_Recording(tracker, step))
     try:
         yield
     finally:
-        _active_sink.reset(token)
+        _active.reset(token)
+
+
+def current_step() -> MetricSink | None:
+    """The step being recorded in this thread or task (None outside a step).
+
+    >>> current_step() is None
+    True
+    """
+    active = _active.get()
+    return active.step if active is not None else None
+
+
+def current_tracker() -> ExperimentTracker:
+    """The tracker of the run being recorded in this thread or task; outside a run,
+    the do-nothing tracker."""
+    active = _active.get()
+    return active.tracker if active is not None else ExperimentTracker()
 
 
 # -- side file for child processes ----------------------------------------------
@@ -186,8 +230,8 @@ class ExperimentTracker:
         return contextlib.nullcontext()
 
 
+# The trackers that can be selected by name (a registry; which one a run uses is the run's).
 _TRACKERS: dict[str, Callable[[], ExperimentTracker]] = {"do-nothing": ExperimentTracker}
-_current_tracker: ExperimentTracker | None = None
 
 
 def register_tracker(name: str, factory: Callable[[], ExperimentTracker]) -> None:
@@ -212,26 +256,25 @@ def _load_plugin(name: str) -> None:
 
 
 def select_tracker(name: str | None = None) -> ExperimentTracker:
-    """Create the tracker named ``name`` (default: ``$RUNLOG_EXPERIMENT_TRACKER`` or do-nothing)
-    and make it the current one."""
-    global _current_tracker
+    """A new tracker named ``name`` (default: ``$RUNLOG_EXPERIMENT_TRACKER`` or do-nothing),
+    for one run (:class:`~runlog.record.run.Run` keeps it as ``run.tracker``).
+
+    >>> select_tracker("do-nothing").name
+    'do-nothing'
+    """
     name = (name or os.environ.get(TRACKER_ENV) or "do-nothing").strip().lower()
     _load_plugin(name)
     if name not in _TRACKERS:
         raise RunlogError(
             f"unknown experiment tracker {name!r} (from ${TRACKER_ENV}): use one of {', '.join(sorted(_TRACKERS))}"
         )
-    _current_tracker = _TRACKERS[name]()
-    return _current_tracker
-
-
-def current_tracker() -> ExperimentTracker:
-    return _current_tracker if _current_tracker is not None else select_tracker()
+    return _TRACKERS[name]()
 
 
 def get_experiment_tracker_context() -> ContextManager[Any]:
-    """The current tracker's client context: a null context manager by default;
-    with the MLflow tracker, the active MLflow run.
+    """The client context of the tracker of the run being recorded in this thread or
+    task: with the MLflow tracker, the run's active MLflow run; a null context manager
+    with the do-nothing tracker, and outside any run.
 
     >>> with get_experiment_tracker_context() as client:   # doctest: +SKIP
     ...     pass

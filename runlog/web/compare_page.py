@@ -17,7 +17,7 @@ from ..index import lookup
 from ..index.runs import list_runs, lower_is_better
 from ..index.specs import Spec
 from ..index.tiles import read_series
-from ..output import iso_utc
+from ..values import iso_utc
 from .charts import Line, line_chart
 from .pages import attempt, database_for, on_index, pairs
 from .parallel import parallel_coordinates

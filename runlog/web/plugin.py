@@ -27,9 +27,9 @@ from datasette.utils import tilde_decode
 from datasette.utils.asgi import Response, asgi_static
 
 from ..index import functions
-from ..index.db import tune
+from ..index.readonly import tune
 from ..index.queries import NAMED_QUERIES
-from ..output import iso_utc, iso_utc_ms
+from ..values import EPOCH_MS_COLUMNS, TIME_COLUMNS, iso_utc, iso_utc_ms
 from .compare_page import compare_page
 from .metadata import INDEX_TABLES, LARGE_TABLES, front_door, table_metadata
 from .run_page import run_page, series_page
@@ -145,7 +145,6 @@ def canned_queries(datasette, database):
     }
 
 
-TIME_COLUMNS = {"start_time", "end_time", "ingested_at", "seen_at"}
 JSON_COLUMNS = {"parameters", "run_config", "value_text", "text"}
 
 
@@ -160,7 +159,7 @@ def render_cell(value, column, table, database, datasette):
         return markupsafe.Markup('<a href="{}">{}</a>').format(run_url(datasette, database, value), value)
     if column in TIME_COLUMNS and isinstance(value, str) and value:
         return markupsafe.Markup('<time title="{}">{}</time>').format(value, iso_utc(value))
-    if column in ("timestamp_ms",) and isinstance(value, int):
+    if column in EPOCH_MS_COLUMNS and isinstance(value, int):
         return markupsafe.Markup('<time title="{}">{}</time>').format(value, iso_utc_ms(value))
     if column in JSON_COLUMNS and isinstance(value, str) and len(value) > 60 and value[:1] in "{[":
         return markupsafe.Markup('<details class="rl-json"><summary>{}…</summary><code>{}</code></details>').format(

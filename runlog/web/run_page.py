@@ -21,7 +21,7 @@ from datasette.utils.asgi import NotFound, Response
 
 from ..index.points import timestamp_ms
 from ..index.tiles import read_series, read_series_by_time
-from ..output import iso_utc, json_safe
+from ..values import iso_utc, json_safe
 from .charts import SMOOTHING, Line, line_chart
 from .pages import database_for, on_index, pairs, step_tree
 from .urls import compare_url, index_names, run_url, runs_url, series_url, static_url

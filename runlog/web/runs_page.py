@@ -17,12 +17,11 @@ from datasette.utils.asgi import Response
 from ..errors import UsageProblem
 from ..index.runs import count_runs, default_specs, list_runs, run_facets
 from ..index.specs import parse_spec
-from ..output import iso_utc
+from ..values import TIME_COLUMNS, iso_utc
 from .pages import attempt, database_for, on_index
 from .urls import index_names, run_url, runs_url, static_url
 
 PAGE_SIZE = 100
-TIME_COLUMNS = {"start_time", "end_time"}
 # Default columns of an index, until the index changes (they take a scan of every run).
 _defaults: dict[tuple, list[str]] = {}
 
