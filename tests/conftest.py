@@ -73,6 +73,18 @@ def fixture_sources() -> list[Path]:
     return found
 
 
+def docs_runs(store: Path) -> Path:
+    """``store`` holding the runs the docs show: the six real ones (both layouts) and the
+    sweep of examples/sweep.py."""
+    import runpy
+
+    store.mkdir(parents=True, exist_ok=True)
+    for source in fixture_sources():
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
+    runpy.run_path(str(REPO / "examples" / "sweep.py"))["main"](str(store))
+    return store
+
+
 @pytest.fixture
 def fixture_store(tmp_path, fixtures_dir) -> Path:
     """A store folder holding a copy of every fixture run (both layouts)."""
