@@ -299,6 +299,11 @@ def test_frames_have_the_types_of_their_values(index):
     history = index.history("long")
     assert history.to_arrow().to_pylist() == list(history)
     assert history.to_pandas()["time"].dtype == "datetime64[ms, UTC]"
+    # no rows: the columns whose type the names say keep it
+    empty = index.runs(metrics=["min:loss", "argmin:loss"], where="min:loss < 0").to_polars()
+    assert (empty.height, empty.schema["steps"], empty.schema["min:loss"], empty.schema["argmin:loss"]) == (
+        0, pl.Int64, pl.Float64, pl.Int64)
+    assert index.history("loss", runs=[]).to_polars().schema == index.history("loss", runs="sweep-01").to_polars().schema
 
 
 @pytest.mark.parametrize("method, module, extra", [("to_pandas", "pandas", "pandas"),

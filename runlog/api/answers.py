@@ -15,6 +15,7 @@ from ..index import lookup
 from ..index.queries import run_sql
 from ..index.runs import BATCH, compare_runs, list_keys, list_runs
 from ..index.sources import local_source_exists, read_source
+from ..index.specs import parse_spec
 from ..models import RunLog
 from ..store import Listing, is_url
 from .result import Result
@@ -35,14 +36,35 @@ def run_specs(metrics: Names, params: Names) -> list[str]:
     return [n if n.startswith("param:") else f"param:{n}" for n in names_of(params)] + names_of(metrics)
 
 
+# The types of columns whose values may all be null (or that have no rows): run fields,
+# summaries, and the columns of keys and summaries. A param's, or a metric's last value,
+# is a number or text: without a value, nothing says which.
+KINDS = {"run_id": "str", "tag": "str", "status": "str", "duration_s": "float", "steps": "int", "first": "float",
+         "min": "float", "max": "float", "mean": "float", "count": "int", "argmin": "int", "argmax": "int",
+         "what": "str", "name": "str", "runs": "int", "kinds": "str", "metric": "str", "kind": "str", "last": "float",
+         "first_step": "int", "last_step": "int"}
+
+
+def spec_kinds(columns: list[str]) -> dict[str, str]:
+    """The types of ``runs`` columns named by specs (``min:loss``: float, ``argmin:loss``: int)."""
+    kinds = {}
+    for label in columns:
+        spec = parse_spec(label)
+        kind = spec.name if spec.kind == "field" else spec.summary if spec.kind == "metric" else None
+        if kind in KINDS and kind != "last":
+            kinds[label] = KINDS[kind]
+    return kinds
+
+
 def runs(db, metrics: Names, params: Names, where: str | None, sort: Names, limit: int | None, tag: str | None,
          status: str | None) -> Result:
-    return Result.from_rows(*list_runs(db, run_specs(metrics, params), where=where, sort=names_of(sort), limit=limit,
-                                       tag=tag, status=status))
+    columns, rows = list_runs(db, run_specs(metrics, params), where=where, sort=names_of(sort), limit=limit, tag=tag,
+                              status=status)
+    return Result.from_rows(columns, rows, spec_kinds(columns))
 
 
 def keys(db, like: str | None) -> Result:
-    return Result.from_rows(*list_keys(db, like))
+    return Result.from_rows(*list_keys(db, like), KINDS)
 
 
 def compare(db, run_ids: Names, metrics: Names, params: Names, summary: str, only_diff: bool) -> Result:
@@ -102,7 +124,7 @@ SUMMARY_COLUMNS = ("n.name AS metric, n.kind, n.count, n.first, n.last, n.min, n
 def summaries(db, metrics: Names, run_ids: Names, where: str | None) -> Result:
     rows = run_metric_rows(db, SUMMARY_COLUMNS, names_of(metrics), chosen_runs(db, run_ids, where))
     columns = ["run_id"] + [c.rsplit(" ", 1)[-1].removeprefix("n.") for c in SUMMARY_COLUMNS.split(", ")]
-    return Result.from_rows(columns, rows)
+    return Result.from_rows(columns, rows, KINDS)
 
 
 # -- one run's log ---------------------------------------------------------------------

@@ -68,15 +68,16 @@ class Column:
         return values
 
 
-def typed(name: str, values: list) -> Column:
-    """A column of Python values (as SQLite or DuckDB gave them) with the type they share."""
+def typed(name: str, values: list, hint: str | None = None) -> Column:
+    """A column of Python values (as SQLite or DuckDB gave them) with the type they share;
+    ``hint``: its type when no value says (no rows, or nulls only)."""
     kinds = {type(v) for v in values} - {type(None)}
     if name in TIME_COLUMNS and kinds <= {str, datetime}:
         return Column("time", [_micros(_utc(v)) for v in values])
     if name in EPOCH_MS_COLUMNS and kinds <= {int}:
         return Column("time", values, "ms")
     if not kinds:
-        return Column("null", values)
+        return Column(hint or "null", values)
     if kinds == {int}:
         return Column("int", values)
     if kinds <= {int, float, Decimal}:

@@ -35,9 +35,13 @@ class Result:
         self._length = length
 
     @classmethod
-    def from_rows(cls, columns: Sequence[str], rows: list[dict[str, Any]]) -> Result:
-        """Rows (dicts, as :func:`runlog.index.queries.run_sql` gives them) as typed columns."""
-        return cls({name: typed(name, [row.get(name) for row in rows]) for name in columns}, len(rows))
+    def from_rows(cls, columns: Sequence[str], rows: list[dict[str, Any]],
+                  hints: dict[str, str] | None = None) -> Result:
+        """Rows (dicts, as :func:`runlog.index.queries.run_sql` gives them) as typed columns;
+        ``hints``: the type of a column when no value says (see :func:`.columns.typed`)."""
+        hints = hints or {}
+        return cls({name: typed(name, [row.get(name) for row in rows], hints.get(name)) for name in columns},
+                   len(rows))
 
     @property
     def columns(self) -> list[str]:
