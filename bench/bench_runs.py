@@ -8,7 +8,7 @@ summaries (run_metrics, run_params) are computed by runlog's own code
 (runlog.index.summaries), and its runs and steps rows are written as ingest writes
 them. (The raw metric points are not written: the query reads only the summaries.)
 
-The question, as the README asks it:
+The question, as the docs ask it (docs/querying.md):
 
     runlog runs --param lr --metric min:loss --metric argmin:loss \\
         --where "param:lr in (0.1, 0.01) and min:loss < 0.5" --sort min:loss --limit 5

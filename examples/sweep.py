@@ -1,5 +1,5 @@
 """A small hyperparameter sweep, written as run logs with fixed times and seeded noise,
-so that every copy of it holds the same numbers (the README's examples use it).
+so that every copy of it holds the same numbers (the docs' examples use it).
 
 Six runs ``sweep-01`` .. ``sweep-06`` try lr 0.1, 0.01 and 0.001 with batch 32 and 64:
 each records a ``loss`` and an ``accuracy`` curve over 10 epochs, and its parameters

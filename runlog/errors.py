@@ -56,7 +56,7 @@ class MissingExtra(RunlogError, ImportError):
     def __init__(self, extra, module):
         self.extra, self.module = extra, module
         super().__init__(
-            f"this needs {module}, which is not installed: pip install 'runlog[{extra}]'"
+            f"this needs {module}, which is not installed: pip install 'runlog-store[{extra}]'"
         )
 
     def __reduce__(self):

@@ -4,7 +4,7 @@ loopback port, in its own process, logging every request.
 
 It checks ``ifGenerationMatch`` on multipart uploads where it publishes the object
 (under its store's lock), as GCS does, so conditional writes can be proved against
-it. It does not check it on DELETE (GCS does): see test_gcs.py.
+it. It does not check it on DELETE (GCS does): see tests/test_object_stores.py.
 
 >>> server = GCSServer(tmp_path); server.start()    # doctest: +SKIP
 >>> server.endpoint                                 # doctest: +SKIP
@@ -56,6 +56,14 @@ class GCSServer(LoopbackServer):
 
     def create_bucket(self, name: str) -> None:
         self._call("POST", "/storage/v1/b", json.dumps({"name": name}).encode(), project="test")
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        url = f"{self.endpoint}/upload/storage/v1/b/{bucket}/o?" + urllib.parse.urlencode(
+            {"uploadType": "media", "name": key})
+        request = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"Content-Type": "application/octet-stream"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
     def get(self, bucket: str, key: str) -> bytes:
         return self._call("GET", f"/storage/v1/b/{bucket}/o/{urllib.parse.quote(key, safe='')}", alt="media")

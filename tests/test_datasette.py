@@ -20,14 +20,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runlog.cli import cli
-from runlog.errors import RunlogError
-from runlog.index import ingest
-from runlog.index.tiles import Series
-from runlog.web import make_datasette, table_metadata
-from runlog.web.charts import Line, line_chart
-from runlog.web.pages import step_tree
-from web_index import FAILED_RUN, add_failed_run
+pytest.importorskip("datasette", reason="the web tests need datasette: pip install 'runlog-store[datasette]'")
+
+from runlog.cli import cli  # noqa: E402
+from runlog.errors import RunlogError  # noqa: E402
+from runlog.index import ingest  # noqa: E402
+from runlog.index.tiles import Series  # noqa: E402
+from runlog.web import make_datasette, table_metadata  # noqa: E402
+from runlog.web.charts import Line, line_chart  # noqa: E402
+from runlog.web.pages import step_tree  # noqa: E402
+from web_index import FAILED_RUN, add_failed_run  # noqa: E402
 
 
 def build_index(store: Path, db_path: Path) -> Path:
@@ -73,7 +75,7 @@ def query(db_path: Path, sql: str, params=()) -> list[tuple]:
 
 def test_plugin_is_installed(ds):
     plugins = fetch(ds, "/-/plugins.json").json()
-    (runlog,) = [p for p in plugins if p["name"] == "runlog"]
+    (runlog,) = [p for p in plugins if p["name"] == "runlog-store"]
     assert {"render_cell", "register_routes", "canned_queries", "get_metadata", "startup"} <= set(runlog["hooks"])
 
 

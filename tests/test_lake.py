@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pyarrow", reason="the lake needs pyarrow: pip install 'runlog[lake]'")
-pytest.importorskip("duckdb", reason="the lake needs duckdb: pip install 'runlog[lake]'")
+pytest.importorskip("pyarrow", reason="the lake needs pyarrow: pip install 'runlog-store[lake]'")
+pytest.importorskip("duckdb", reason="the lake needs duckdb: pip install 'runlog-store[lake]'")
 
 from click.testing import CliRunner  # noqa: E402
 
@@ -174,7 +174,7 @@ def test_polars_reads_the_lake(built):
 
 def test_spark_reads_the_lake(built):
     pytest.importorskip("pyspark", reason="Spark is tested only where pyspark (and Java 17) are installed: "
-                                          "pip install 'runlog[spark]'")
+                                          "pip install 'runlog-store[spark]'")
     if shutil.which("java") is None:
         pytest.skip("pyspark is installed but there is no java on PATH")
     from pyspark.sql import SparkSession

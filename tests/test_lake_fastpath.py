@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-pytest.importorskip("pyarrow", reason="the lake needs pyarrow: pip install 'runlog[lake]'")
+pytest.importorskip("pyarrow", reason="the lake needs pyarrow: pip install 'runlog-store[lake]'")
 
 from bench.generate import FORMATS, Shape, make_run  # noqa: E402
 from conftest import fixture_sources  # noqa: E402

@@ -28,7 +28,7 @@ from runlog.mlflow.plan import plan_run
 from runlog.models import RunLog
 from runlog.store import RunLogStore
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.utils.validation import (  # noqa: E402
     _validate_metric_name,
@@ -241,20 +241,12 @@ def test_sqlite_uri_with_only_skinny_says_install_mlflow(fixture_db, tmp_path):
 # -- against the server -----------------------------------------------------------------
 
 
-README = REPO_ROOT / "README.md"
+MLFLOW_DOCS = REPO_ROOT / "docs" / "mlflow.md"  # the "Export to MLflow" page
 DOC_URI = "http://127.0.0.1:5000"
 
 
-def mlflow_docs() -> str:
-    """The "Export to MLflow" section of the README."""
-    text = README.read_text()
-    start = text.index("## Export to MLflow")
-    end = text.find("\n## ", start + 1)
-    return text[start:] if end < 0 else text[start:end]
-
-
 def same_ids(text: str) -> str:
-    """``text`` with every MLflow run id (32 hex digits) alike: the README shows one."""
+    """``text`` with every MLflow run id (32 hex digits) alike: the docs show one."""
     return re.sub(r"\b[0-9a-f]{32}\b", "<mlflow run id>", text)
 
 
@@ -284,7 +276,7 @@ def test_docs_run_as_shown_and_mlflow_has_the_fixtures(tmp_path, fixture_store, 
     for name in ("RUNLOG_DB", "MLFLOW_TRACKING_URI", "RUNLOG_EXPERIMENT_TRACKER"):
         env.pop(name, None)
     py_env = dict(env, MLFLOW_TRACKING_URI=uri, RUNLOG_EXPERIMENT_TRACKER="mlflow")
-    blocks = fenced_blocks(mlflow_docs())
+    blocks = fenced_blocks(MLFLOW_DOCS.read_text())
     assert sum(language == "console" for language, _ in blocks) >= 3
     for index, (language, block) in enumerate(blocks):
         if language == "console":

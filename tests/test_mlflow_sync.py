@@ -4,17 +4,16 @@ Each test uses its own run ids and experiments."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import pytest
 
+from conftest import script_formats
 from mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from runlog.models import RunLog
 from test_mlflow_export import fixture_db, run_export, runs_of, synthetic_db, synthetic_run  # noqa: F401
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 from mlflow import MlflowClient  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("mlflow")
@@ -25,9 +24,7 @@ KIND = "mlflow.experimentKind"
 def rows(result, fmt: str = "json") -> list[dict]:
     if fmt == "json":
         return json.loads(result.stdout)
-    if fmt == "nl":
-        return [json.loads(line) for line in result.stdout.splitlines()]
-    return list(csv.DictReader(io.StringIO(result.stdout), delimiter="\t" if fmt == "tsv" else ","))
+    return [json.loads(line) for line in result.stdout.splitlines()]  # nl
 
 
 def test_exactly_once_per_server_copy_and_native_tags(tmp_path, mlflow_server):
@@ -74,9 +71,10 @@ def test_exactly_once_per_server_copy_and_native_tags(tmp_path, mlflow_server):
     assert "" not in tags.values() and "mlflow.user" not in tags
 
     # Every format of the report, for the same rows.
-    for fmt in ("csv", "tsv", "nl"):
-        result = run_export("--all", "--format", fmt, db=db, uri=uri)
-        assert [(r["run_id"], r["outcome"]) for r in rows(result, fmt)] == [("once-1", "skipped"), ("once-2", "skipped")]
+    report = rows(run_export("--all", "--format", "json", db=db, uri=uri))
+    assert [(r["run_id"], r["outcome"]) for r in report] == [("once-1", "skipped"), ("once-2", "skipped")]
+    for fmt, text in script_formats(report).items():
+        assert run_export("--all", "--format", fmt, db=db, uri=uri).stdout == text, fmt
 
     # A server exported to by an older runlog: no source tags, no digest; --verify asks only for the data.
     for name in ("mlflow.source.name", "mlflow.source.type", "runlog.export_digest", "runlog.export_complete"):
@@ -124,9 +122,10 @@ def test_changed_runs_verify_and_replace(tmp_path, mlflow_server):
     replaced = run_export("chg-1", "--replace", db=db, uri=uri)
     assert replaced.exit_code == 0, replaced.output
     assert replaced.stdout.splitlines()[-1].startswith("1 run exported (1 replaced), 0 skipped")
-    after = run_export("--all", "--verify", "--format", "csv", db=db, uri=uri)
+    after = run_export("--all", "--verify", "--format", "json", db=db, uri=uri)
     assert after.exit_code == 0, after.output
-    assert [(r["run_id"], r["verdict"]) for r in rows(after, "csv")] == [("chg-1", "ok"), ("chg-2", "ok")]
+    assert [(r["run_id"], r["verdict"], r["differences"]) for r in rows(after)] == [("chg-1", "ok", []), ("chg-2", "ok", [])]
+    assert run_export("--all", "--verify", "--format", "csv", db=db, uri=uri).stdout == script_formats(rows(after))["csv"]
     assert runs_of(client, "changed")["chg-1"].data.params["model"] == "huge"
     # A run nowhere on the server is missing.
     db = synthetic_db(tmp_path / "c", [synthetic_run("chg-3", "t", 1)])
@@ -216,14 +215,31 @@ def test_map_branch_gets_its_iterate_value_as_a_param(fixture_db):
         ({"chunk": "1"}, ["chunk_score"]), ({"chunk": "2"}, ["chunk_score"]), ({"chunk": "3"}, ["chunk_score"])]
 
 
-@pytest.mark.parametrize("fmt", ["table", "json", "csv", "tsv", "nl"])
+DRY_RUN = {
+    "table": "run_id        experiment  status    metric_points  metrics  params  tags  renamed  truncated\n"
+             "------------  ----------  --------  -------------  -------  ------  ----  -------  ---------\n"
+             "case1-simple  study       FINISHED              0        0       2    11        0          0\n",
+    "json": json.dumps([{"run_id": "case1-simple", "experiment": "study", "status": "FINISHED", "metric_points": 0,
+                         "metrics": 0, "params": 2, "tags": 11, "renamed": 0, "truncated": 0}], indent=2) + "\n",
+    "csv": "run_id,experiment,status,metric_points,metrics,params,tags,renamed,truncated\n"
+           "case1-simple,study,FINISHED,0,0,2,11,0,0\n",
+    "tsv": "run_id\texperiment\tstatus\tmetric_points\tmetrics\tparams\ttags\trenamed\ttruncated\n"
+           "case1-simple\tstudy\tFINISHED\t0\t0\t2\t11\t0\t0\n",
+    "nl": '{"run_id": "case1-simple", "experiment": "study", "status": "FINISHED", "metric_points": 0, "metrics": 0, '
+          '"params": 2, "tags": 11, "renamed": 0, "truncated": 0}\n',
+}
+
+
+@pytest.mark.parametrize("fmt", DRY_RUN)
 def test_dry_run_report_in_every_format(fixture_db, fmt):
     result = run_export("case1-simple", "--dry-run", "--format", fmt, db=fixture_db)
-    assert result.exit_code == 0, result.output
-    if fmt == "table":
-        assert result.stdout.splitlines()[2].split()[:3] == ["case1-simple", "study", "FINISHED"]
-    else:
-        assert [(r["run_id"], str(r["params"])) for r in rows(result, fmt)] == [("case1-simple", "2")]
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, DRY_RUN[fmt], "dry run: 1 run would be exported; MLflow was not contacted\n")
+
+
+def test_dry_run_counts_runs_in_words(fixture_db):
+    every = run_export("--all", "--dry-run", "--format", "csv", "--no-headers", db=fixture_db)
+    assert (every.stdout.count("\n"), every.stderr) == (6, "dry run: 6 runs would be exported; MLflow was not contacted\n")
 
 
 def test_verify_is_not_combined_with_sending_options(fixture_db):

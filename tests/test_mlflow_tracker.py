@@ -10,7 +10,7 @@ from runlog.cli import cli
 from runlog.record.run import Run
 from runlog.record.tracking import get_experiment_tracker_context, track_this
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 from mlflow import MlflowClient  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from runlog.cli import cli
 from runlog.cli.common import ProgressBar
 from runlog.models import run_log_json_schema
 
-from conftest import fixture_sources
+from conftest import copy_fixture_runs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,12 +28,8 @@ def invoke(*args, env=None):
 def db(tmp_path_factory) -> Path:
     """An index of every fixture run, made once for this module."""
     root = tmp_path_factory.mktemp("cli")
-    store = root / "store"
-    store.mkdir()
-    for source in fixture_sources():
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
     path = root / "runlog.db"
-    result = invoke("ingest", store, "--db", path)
+    result = invoke("ingest", copy_fixture_runs(root / "store"), "--db", path)
     assert result.exit_code == 0, result.output
     return path
 
@@ -62,6 +58,81 @@ def test_ingest_summary_exit_codes_and_error_lines(fixture_store, tmp_path):
         f"error: {fixture_store / 'broken.json'}: is not JSON (line 1, column 13: "
         "Expecting ',' delimiter)\n"
     )
+
+
+def test_a_folder_of_stores_is_refused_naming_them_and_recursive(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    refused = invoke("ingest", "examples/real-logs", "--db", tmp_path / "x.db")
+    assert (refused.exit_code, refused.stdout, refused.stderr) == (2, "", (
+        "Error: examples/real-logs holds no run logs, only stores in folders below it: magnus-0.5-chunked-fs, "
+        "magnus-0.5-file-system, v0.5-file-system, v0.50-chunked-fs, v0.50-file-system; ingest one of them, "
+        "or all of them with --recursive\n"))
+    assert not (tmp_path / "x.db").exists()
+    every = invoke("ingest", "examples/real-logs", "--recursive", "--db", tmp_path / "x.db", "-q")
+    assert (every.exit_code, every.stdout, every.stderr) == (
+        0, "6 runs ingested, 0 unchanged, 0 failed, 0 pruned; 53 metric points written\n", "")
+    # Each run's source is recorded as when its store is ingested on its own.
+    stores = sorted(str(p) for p in (REPO / "examples" / "real-logs").iterdir() if p.is_dir())
+    assert invoke("ingest", *stores, "--db", tmp_path / "one-by-one.db", "-q").exit_code == 0
+    sql = "SELECT run_id, source_path, layout FROM runs ORDER BY 1"
+    assert invoke("query", sql, "--format", "json", "--db", tmp_path / "x.db").stdout == invoke(
+        "query", sql, "--format", "json", "--db", tmp_path / "one-by-one.db").stdout
+
+
+def test_recursive_takes_the_folder_itself_and_every_store_below_but_not_run_or_hidden_folders(tmp_path, fixtures_dir):
+    top = tmp_path / "top"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / ".hidden").mkdir()
+    shutil.copy(fixtures_dir / "v0.50-file-system" / "case1-simple.json", top)
+    shutil.copy(fixtures_dir / "v0.50-file-system" / "case2-metrics.json", top / "a" / "b")
+    shutil.copy(fixtures_dir / "v0.5-file-system" / "legacy-track-this.json", top / ".hidden")
+    shutil.copytree(fixtures_dir / "v0.50-chunked-fs" / "case4-branches-chunked", top / "a" / "case4-branches-chunked")
+    (top / "a" / "case4-branches-chunked" / "inner").mkdir()  # inside a run folder: not a store
+    shutil.copy(fixtures_dir / "v0.5-file-system" / "legacy-track-this.json", top / "a" / "case4-branches-chunked" / "inner")
+    result = invoke("ingest", top, "--recursive", "--db", tmp_path / "x.db", "-q")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, "3 runs ingested, 0 unchanged, 0 failed, 0 pruned; 16 metric points written\n", "")
+    listed = invoke("query", "SELECT source_path FROM runs ORDER BY 1", "--format", "csv", "--no-headers",
+                    "--db", tmp_path / "x.db")
+    assert listed.stdout.splitlines() == sorted(
+        str(p) for p in (top / "a" / "b" / "case2-metrics.json", top / "a" / "case4-branches-chunked",
+                         top / "case1-simple.json"))
+
+
+def test_symlinks_out_of_the_store_and_loops_are_skipped_with_a_line_each(tmp_path, fixtures_dir):
+    store = tmp_path / "store"
+    store.mkdir()
+    outside = tmp_path / "outside"
+    shutil.copytree(fixtures_dir / "v0.50-file-system", outside)
+    shutil.copy(outside / "case1-simple.json", store)
+    (store / "out.json").symlink_to(outside / "case2-metrics.json")
+    (store / "out-folder").symlink_to(outside)
+    (store / "back").symlink_to(store)
+    (store / "self").symlink_to(store / "self")
+    (store / "note.txt").symlink_to(outside / "case2-metrics.json")  # not a run: no line
+    result = invoke("ingest", store, "--db", tmp_path / "x.db", "-q")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, "1 run ingested, 0 unchanged, 0 failed, 0 pruned; 0 metric points written\n",
+        f"skipped: {store / 'back'}: a symlink back to {store}: not followed (a loop)\n"
+        f"skipped: {store / 'out-folder'}: a symlink out of the store (to {outside}): not followed\n"
+        f"skipped: {store / 'out.json'}: a symlink out of the store (to {outside / 'case2-metrics.json'}): "
+        "not followed\n"
+        f"skipped: {store / 'self'}: a symlink loop: not followed\n")
+
+
+def test_recursive_skips_symlinked_folders_out_of_the_folder_or_back_up_it_with_a_line_each(tmp_path, fixtures_dir):
+    top, outside = tmp_path / "top", tmp_path / "outside"
+    shutil.copytree(fixtures_dir / "v0.50-file-system", top / "runs")
+    shutil.copytree(fixtures_dir / "v0.5-file-system", outside)
+    (top / "group").mkdir()
+    (top / "group" / "elsewhere").symlink_to(outside)
+    (top / "group" / "up").symlink_to(top)
+    (top / "group" / "again").symlink_to(top / "runs")  # inside: ingested once, from runs
+    result = invoke("ingest", top, "--recursive", "--db", tmp_path / "x.db", "-q")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0, "2 runs ingested, 0 unchanged, 0 failed, 0 pruned; 10 metric points written\n",
+        f"skipped: {top / 'group' / 'elsewhere'}: a symlink out of {top} (to {outside}): not followed\n"
+        f"skipped: {top / 'group' / 'up'}: a symlink back to {top}: not followed (a loop)\n")
 
 
 class _Terminal(io.StringIO):
@@ -156,8 +227,9 @@ def test_query_formats(db):
     assert as_csv.stdout == (
         "run_id,tag,duration_s\nmagnus-env-metrics,magnus-demo,0.33349\nmagnus-env-metrics-chunked,magnus-demo,0.239733\n")
     nl = invoke("query", sql, "-p", "tag", "magnus-demo", "--db", db, "--format", "nl")
-    assert [json.loads(line)["run_id"] for line in nl.stdout.splitlines()] == [
-        "magnus-env-metrics", "magnus-env-metrics-chunked"]
+    assert nl.stdout == (
+        '{"run_id": "magnus-env-metrics", "tag": "magnus-demo", "duration_s": 0.33349}\n'
+        '{"run_id": "magnus-env-metrics-chunked", "tag": "magnus-demo", "duration_s": 0.239733}\n')
 
 
 def test_query_json_renders_nan_and_infinity_as_strings(db):
@@ -170,11 +242,11 @@ def test_named_queries(db):
     assert [(r["run_id"], r["value"]) for r in json.loads(board.stdout)] == [("legacy-track-this", 0.2)]
     asc = invoke("query", "--named", "leaderboard", "-p", "key", "answer", "-p", "direction", "min", "--db", db,
                  "--format", "csv")
-    assert asc.stdout.splitlines()[1:] == [  # csv keeps every digit, and times as stored
-        "legacy-track-this,legacy-demo,SUCCESS,2026-11-26 09:29:11.834054,emit api metrics,0,42.0",
-        "magnus-env-metrics,magnus-demo,SUCCESS,2026-11-26 09:30:01.737691,shell,0,42.0",
-        "magnus-env-metrics-chunked,magnus-demo,SUCCESS,2026-11-26 09:30:03.075233,shell,0,42.0",
-    ]
+    assert asc.stdout == (  # csv keeps every digit, and times as stored
+        "run_id,tag,status,start_time,step_name,step,value\n"
+        "legacy-track-this,legacy-demo,SUCCESS,2026-11-26 09:29:11.834054,emit api metrics,0,42.0\n"
+        "magnus-env-metrics,magnus-demo,SUCCESS,2026-11-26 09:30:01.737691,shell,0,42.0\n"
+        "magnus-env-metrics-chunked,magnus-demo,SUCCESS,2026-11-26 09:30:03.075233,shell,0,42.0\n")
     history = invoke("query", "--named", "metric_history", "-p", "run_id", "case2-metrics", "-p", "key", "loss_curve",
                      "--db", db, "--format", "json")
     assert [(r["name"], r["step"], r["value"]) for r in json.loads(history.stdout)] == [
@@ -349,7 +421,7 @@ def test_runs_filters(db):
     [
         (["runs", "--tag", "x' OR '1'='1"], "no run has tag \"x' OR '1'='1\""),
         (["runs", "--status", "SUCCESS' OR 1=1 --"], "no run has status \"SUCCESS' OR 1=1 --\""),
-        (["runs", "--tag", "exp-a", "--metric", "loss') ; DROP TABLE runs; --"], "column \"loss') ; DROP"),
+        (["runs", "--tag", "exp-a", "--metric", "loss') ; DROP TABLE runs; --"], "--metric \"loss') ; DROP"),
         (["runs", "--tag", "exp-a", "--metric", '`m0" FROM runs --`'], "no metric 'm0\" FROM runs --' in any run"),
         (["runs", "--where", "tag = 'x'' OR 1=1 --'"], None),
         (["metrics", "case2-metrics", "--key", "x' OR 1=1 --"], "no metric key \"x' OR 1=1 --\" in run"),
@@ -379,33 +451,39 @@ def test_injection_through_run_ids_is_harmless(db, command):
 
 def test_show_tree(db):
     result = invoke("show", "magnus-env-metrics-chunked", "--db", db)
-    assert result.exit_code == 0
-    lines = result.stdout.splitlines()
-    assert lines[:2] == [
-        "run magnus-env-metrics-chunked  status SUCCESS  tag magnus-demo  format g1 chunked-fs",
-        "start 2026-11-26T09:30:03.075Z  end 2026-11-26T09:30:03.314Z  duration 0.240s",
-    ]
-    assert lines[3:19] == [
-        "steps",
-        "  shell  [task]  SUCCESS",
-        "    attempt 1  SUCCESS  2026-11-26T09:30:03.075Z  0.006s",
-        "  parallel  [parallel]  SUCCESS",
-        "    branch parallel.left",
-        "      left_metrics  [task]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.158Z  0.012s",
-        "      success  [success]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.204Z  0.001s",
-        "    branch parallel.right",
-        "      right_metrics  [task]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.250Z  0.006s",
-        "      success  [success]  SUCCESS",
-        "        attempt 1  SUCCESS  2026-11-26T09:30:03.281Z  0.001s",
-        "  success  [success]  SUCCESS",
-        "    attempt 1  SUCCESS  2026-11-26T09:30:03.313Z  0.002s",
-    ]
-    assert lines[19] == "metrics"
-    assert "  eggs.ham     text          2          1  universe" in lines
-    assert "  right_score  numeric       1          0  0.25      0.25       0  0.25       0  0.25" in lines
+    source = db.parent / "store" / "magnus-env-metrics-chunked"
+    assert (result.exit_code, result.stdout) == (0, f"""\
+run magnus-env-metrics-chunked  status SUCCESS  tag magnus-demo  format g1 chunked-fs
+start 2026-11-26T09:30:03.075Z  end 2026-11-26T09:30:03.314Z  duration 0.240s
+source {source}
+steps
+  shell  [task]  SUCCESS
+    attempt 1  SUCCESS  2026-11-26T09:30:03.075Z  0.006s
+  parallel  [parallel]  SUCCESS
+    branch parallel.left
+      left_metrics  [task]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.158Z  0.012s
+      success  [success]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.204Z  0.001s
+    branch parallel.right
+      right_metrics  [task]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.250Z  0.006s
+      success  [success]  SUCCESS
+        attempt 1  SUCCESS  2026-11-26T09:30:03.281Z  0.001s
+  success  [success]  SUCCESS
+    attempt 1  SUCCESS  2026-11-26T09:30:03.313Z  0.002s
+metrics
+  name         kind     points  last_step  last      min   argmin  max   argmax  mean
+  -----------  -------  ------  ---------  --------  ----  ------  ----  ------  ----
+  answer       numeric       1          0  42          42       0    42       0    42
+  camelcase    numeric       1          0  1            1       0     1       0     1
+  count        numeric       1          0  12          12       0    12       0    12
+  eggs.ham     text          2          1  universe
+  is_it_true   bool          1          0  true
+  spam         text          2          1  hey
+  left_score   numeric       1          0  0.5        0.5       0   0.5       0   0.5
+  right_score  numeric       1          0  0.25      0.25       0  0.25       0  0.25
+""")
 
 
 def test_show_json_and_csv(db):
@@ -417,8 +495,11 @@ def test_show_json_and_csv(db):
     assert [(m["name"], m["points"], m["last"], m["min"], m["argmin"]) for m in doc["metrics"]
             if m["key"] == "loss_curve"] == [("loss_curve", 4, 0.33, 0.33, 3)]
     steps = invoke("show", "case2-metrics", "--db", db, "--format", "csv")
-    assert steps.stdout.splitlines()[0] == "run_id,step_name,name,branch,step_type,status,message,mock,position"
-    assert len(steps.stdout.splitlines()) == 4
+    assert steps.stdout == (
+        "run_id,step_name,name,branch,step_type,status,message,mock,position\n"
+        "case2-metrics,prepare,prepare,,task,SUCCESS,,0,0\n"
+        "case2-metrics,train,train,,task,SUCCESS,,0,1\n"
+        "case2-metrics,success,success,,success,SUCCESS,,0,2\n")
 
 
 def test_metrics_history(db):
@@ -430,7 +511,10 @@ def test_metrics_history(db):
         "env_loss  emit env metrics  env_loss     2    0.3  numeric  2026-11-26T09:29:12.140Z\n"
     )
     raw = invoke("metrics", "legacy-track-this", "--key", "env_loss", "--format", "csv", "--db", db)
-    assert raw.stdout.splitlines()[1] == "env_loss,emit env metrics,env_loss,0,0.8,numeric,1795685352140"
+    assert raw.stdout == (
+        "name,step_name,key,step,value,kind,timestamp_ms\n"
+        "env_loss,emit env metrics,env_loss,0,0.8,numeric,1795685352140\n"
+        "env_loss,emit env metrics,env_loss,2,0.3,numeric,1795685352140\n")
     by_step = invoke("metrics", "case4-branches-chunked", "--step-name", "map_step.2.inner", "--db", db, "--format", "json")
     assert [(r["name"], r["key"], r["value"]) for r in json.loads(by_step.stdout)] == [
         ("map_step.2.inner/chunk_score", "chunk_score", 0.2)]
@@ -440,16 +524,30 @@ def test_metrics_history(db):
     assert len(json.loads(invoke("metrics", "case2-metrics", "--db", db, "--format", "json").stdout)) == 10
 
 
+NUMBERS_UP = [("loss_curve", 3, "0.33"), ("loss_curve", 2, "0.42"), ("loss_curve", 1, "0.61"),
+              ("eval_report.recall", 0, "0.7"), ("eval_report.precision", 0, "0.8"), ("accuracy", 0, "0.875"),
+              ("loss_curve", 0, "0.9"), ("n_epochs", 0, "4.0")]
+TEXT_UP = [("eval_report.labelName", 0, "positive"), ("converged", 0, "true")]
+
+
+@pytest.mark.parametrize("sort, expected", [("value", NUMBERS_UP + TEXT_UP), ("-value", NUMBERS_UP[::-1] + TEXT_UP[::-1])])
+def test_metrics_sort_puts_numbers_before_text_either_way(db, sort, expected):
+    result = invoke("metrics", "case2-metrics", "--sort", sort, "--format", "csv", "--no-headers", "--db", db)
+    kinds = {"positive": "text", "true": "bool"}
+    assert result.stdout == "".join(f"{key},train,{key},{step},{value},{kinds.get(value, 'numeric')},1795685261802\n"
+                                    for key, step, value in expected)
+
+
 def test_compare_marks_differences(db):
     result = invoke("compare", "legacy-track-this", "magnus-env-metrics", "--db", db, "--format", "json")
     rows = {r["spec"]: r for r in json.loads(result.stdout)}
     assert rows["answer"] == {"spec": "answer", "legacy-track-this": 42.0, "magnus-env-metrics": 42.0, "differs": ""}
     assert rows["loss"] == {"spec": "loss", "legacy-track-this": 0.2, "magnus-env-metrics": None, "differs": "*"}
     same = invoke("compare", "magnus-env-metrics", "magnus-env-metrics-chunked", "--db", db, "--format", "csv")
-    lines = same.stdout.splitlines()
-    assert lines[0] == "spec,magnus-env-metrics,magnus-env-metrics-chunked,differs"
-    assert "eggs.ham,universe,universe," in lines
-    assert all(line.endswith(",") for line in lines[1:])
+    assert same.stdout == (
+        "spec,magnus-env-metrics,magnus-env-metrics-chunked,differs\n"
+        "answer,42.0,42.0,\ncamelcase,1.0,1.0,\ncount,12.0,12.0,\neggs.ham,universe,universe,\n"
+        "is_it_true,true,true,\nspam,hey,hey,\nleft_score,0.5,0.5,\nright_score,0.25,0.25,\n")
     assert invoke("compare", "magnus-env-metrics", "magnus-env-metrics-chunked", "--only-diff", "--no-headers",
                   "--format", "csv", "--db", db).stdout == ""
     assert invoke("compare", "case1-simple", "--db", db).exit_code == 2

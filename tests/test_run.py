@@ -166,16 +166,31 @@ def test_exec_python_child_track_this_lands_in_the_step(tmp_path):
     assert run.steps["py"].user_defined_metrics == {"acc": {"0": 0.0, "1": 0.1, "2": 0.2}}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--run-id", "../x", "--step", "s", "--", "true"], "invalid run_id '../x'"),
-    (["--run-id", "r", "--step", "a.b", "--", "true"], "use NAME or COMPOSITE.BRANCH.NAME"),
-    (["--run-id", "r", "--step", "s", "--layout", "zip", "--", "true"], "Invalid value for '--layout'"),
+PARTS_RULE = "use NAME or COMPOSITE.BRANCH.NAME (an odd number of non-empty dot-separated parts)"
+
+
+@pytest.mark.parametrize("run_id, step, message", [
+    ("../x", "s", "invalid run_id '../x': must not contain '/'"),
+    ("r", "../s", "invalid step name '../s': must not contain '/'"),
+    ("r", "a..b", "invalid step name 'a..b': must not contain '..'"),
+    ("r", ".s", "invalid step name '.s': must not start with '.', nor start or end with a space"),
+    ("r", "s ", "invalid step name 's ': must not start with '.', nor start or end with a space"),
+    ("r", "a.b", f"invalid step name 'a.b': {PARTS_RULE}"),
+    ("r", "a.b.", f"invalid step name 'a.b.': {PARTS_RULE}"),
 ])
-def test_exec_bad_input(tmp_path, args, message):
-    result = CliRunner().invoke(cli, ["exec", "--store", str(tmp_path / "s"), *args])
-    assert result.exit_code in (1, 2)
-    assert message in result.output
-    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").glob("*.json"))
+def test_exec_bad_names_are_usage_errors_naming_the_name_and_the_rule(tmp_path, run_id, step, message):
+    result = CliRunner().invoke(cli, ["exec", "--store", str(tmp_path / "s"), "--run-id", run_id, "--step", step,
+                                      "--", "true"])
+    assert (result.exit_code, result.output) == (2, f"Error: {message}\n")
+    assert not (tmp_path / "s").exists()
+
+
+def test_exec_bad_layout(tmp_path):
+    result = CliRunner().invoke(cli, ["exec", "--store", str(tmp_path / "s"), "--run-id", "r", "--step", "s",
+                                      "--layout", "zip", "--", "true"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--layout'" in result.output
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("layout", ["chunked-fs", "file-system"])

@@ -5,7 +5,6 @@ compare, hints for names that match nothing, output formats and the schema-2 mig
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 import sqlite3
 from pathlib import Path
@@ -18,7 +17,7 @@ from runlog.cli import cli
 from runlog.index import SCHEMA_VERSION, ingest, open_db
 from runlog.mlflow.plan import plan_run
 
-from conftest import REPO, fixture_sources
+from conftest import copy_fixture_runs, script_formats
 
 
 def invoke(*args):
@@ -35,12 +34,7 @@ def rows_of(*args) -> list[dict]:
 def sweep_db(tmp_path_factory) -> Path:
     """The README's runs: the six real ones and examples/sweep.py's seven."""
     root = tmp_path_factory.mktemp("sweep")
-    store = root / "store"
-    store.mkdir()
-    for source in fixture_sources():
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
-    runpy.run_path(str(REPO / "examples" / "sweep.py"))["main"](str(store))
-    assert ingest([store], root / "runlog.db").failed == 0
+    assert ingest([copy_fixture_runs(root / "store", sweep=True)], root / "runlog.db").failed == 0
     return root / "runlog.db"
 
 
@@ -174,25 +168,58 @@ def test_sort_descending_with_ties_and_runs_without_the_value_last(sweep_db):
 
 @pytest.mark.parametrize("args, message", [
     (["--metric", "los"], "no metric 'los' in any run; did you mean loss, loss_curve? (`runlog keys` lists them)"),
-    (["--metric", "min:acuracy"], "no metric 'acuracy' in any run; did you mean accuracy, env_accuracy?"),
-    (["--param", "lrr"], "no param 'lrr' in any run; did you mean param:lr?"),
-    (["--metric", "lr"], "no metric 'lr' in any run; did you mean param:lr?"),
-    (["--where", "param:batch > 1 and los < 1"], "no metric 'los' in any run; did you mean loss, loss_curve?"),
-    (["--sort", "-min:loss_curv"], "no metric 'loss_curv' in any run; did you mean loss_curve, loss?"),
+    (["--metric", "min:acuracy"], "no metric 'acuracy' in any run; did you mean accuracy, env_accuracy? "
+                                  "(`runlog keys` lists them)"),
+    (["--param", "lrr"], "no param 'lrr' in any run; did you mean param:lr? (`runlog keys` lists them)"),
+    (["--metric", "lr"], "no metric 'lr' in any run; did you mean param:lr? (`runlog keys` lists them)"),
+    (["--where", "param:batch > 1 and los < 1"], "no metric 'los' in any run; did you mean loss, loss_curve? "
+                                                 "(`runlog keys` lists them)"),
+    (["--sort", "-min:loss_curv"], "no metric 'loss_curv' in any run; did you mean loss_curve, loss? "
+                                   "(`runlog keys` lists them)"),
     (["--tag", "sweeps"], "no run has tag 'sweeps'; did you mean sweep?"),
     (["--status", "done"], "no run has status 'DONE'"),
-    (["--metric", "median:loss"], "--metric? no: column 'median:loss': unexpected ':' at column 7"),
-    (["--where", "min:loss < < 0.5"], "--where 'min:loss < < 0.5': unexpected '<' at column 12"),
-    (["--where", "(loss < 1"], "--where '(loss < 1': unexpected the end at column 10; expected ')'"),
-    (["--where", "loss"], "--where 'loss': unexpected the end at column 5; expected a comparison"),
-    (["--where", "loss regexp '('"], "regexp '(' is not a regular expression"),
+    (["--where", "loss regexp '('"], "regexp '(' is not a regular expression (missing ), unterminated subpattern "
+                                     "at position 0)"),
 ])
-def test_names_that_match_nothing_and_syntax_errors_are_one_line(sweep_db, args, message):
+def test_names_that_match_nothing_are_one_line(sweep_db, args, message):
     result = invoke("runs", *args, "--db", sweep_db)
-    assert result.exit_code == 2, result.output
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
-    expected = message.split("no: ", 1)[-1]
-    assert expected in result.stderr, result.stderr
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {message}\n")
+
+
+SPEC_HINT = ("write NAME, SUMMARY:NAME (last first min max mean count argmin argmax) or param:NAME, with a name that "
+             "has spaces or odd characters in `backquotes`")
+OPERAND = "a name, a `quoted name`, a number or a 'quoted string'"
+AFTER_OPERAND = "a comparison (= != < <= > >=), 'is', 'in', 'not', 'like', 'glob', 'regexp'"
+
+
+@pytest.mark.parametrize("option, text, message", [
+    ("--where", "loss", "unexpected end of expression; expected a comparison (= != < <= > >=), 'is', 'in', 'not', "
+                        "'like', 'glob' or 'regexp'"),
+    ("--where", "(loss < 1", "unexpected end of expression; expected ')'"),
+    ("--where", "loss <", f"unexpected end of expression; expected {OPERAND}"),
+    ("--where", "loss < 1 and", "unexpected end of expression; expected a name, a `quoted name`, a number, "
+                                "a 'quoted string', '(' or 'not'"),
+    ("--where", "loss is not", "unexpected end of expression; expected 'null'"),
+    ("--where", "loss in (1, 2", "unexpected end of expression; expected ',' or ')'"),
+    ("--where", "min:loss < < 0.5", f"unexpected '<' at column 12; expected {OPERAND}"),
+    ("--where", "loss in 1", "unexpected '1' at column 9; expected '('"),
+    ("--where", "loss not 1", "unexpected '1' at column 10; expected 'in', 'like', 'glob' or 'regexp'"),
+    ("--where", "loss @ 1", f"unexpected '@' at column 6; expected {AFTER_OPERAND}, ')', 'and' or 'or'"),
+    ("--where", "loss < 1)", "unexpected ')' at column 9; expected the end"),
+    ("--where", "1 < 2 < 3", "unexpected '<' at column 7; expected ')', 'and', 'or' or the end"),
+    ("--where", "loss < 'abc", "the quote ' at column 8 is never closed"),
+    ("--where", "median:loss < 1", "unknown summary 'median' at column 1; use last, first, min, max, mean, count, "
+                                   "argmin, argmax or param"),
+    ("--metric", "median:loss", f"unknown summary 'median' at column 1; {SPEC_HINT}"),
+    ("--metric", "min:", f"unexpected end of expression; {SPEC_HINT}"),
+    ("--metric", "eval loss", f"unexpected 'loss' at column 6; {SPEC_HINT}"),
+    ("--metric", "`eval loss", "the quote ` at column 1 is never closed"),
+    ("--param", "param:a b", f"unexpected 'b' at column 9; {SPEC_HINT}"),
+    ("--sort", "min:", f"unexpected end of expression; {SPEC_HINT}"),
+])
+def test_syntax_errors_say_in_plain_words_what_was_expected_and_where(sweep_db, option, text, message):
+    result = invoke("runs", option, text, "--db", sweep_db)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {option} {text!r}: {message}\n")
 
 
 def test_a_spec_with_odd_characters_in_backquotes(tmp_path):
@@ -244,14 +271,20 @@ def test_compare_lines_up_by_run_level_name_with_a_summary_and_only_differences(
 
 def test_table_output_is_for_reading_and_the_script_formats_keep_every_digit(sweep_db):
     sql = "SELECT 0.1 + 0.2 AS sum, 1795685261802 AS timestamp_ms, '2026-11-30 09:10:00.000000' AS start_time"
-    table = invoke("query", sql, "--db", sweep_db).stdout.splitlines()
-    assert table[2].split() == ["0.3", "2026-11-26T09:27:41.802Z", "2026-11-30T09:10:00.000Z"]
+    table = "0.3  2026-11-26T09:27:41.802Z  2026-11-30T09:10:00.000Z\n"
+    assert invoke("query", sql, "--db", sweep_db).stdout == (
+        "sum  timestamp_ms              start_time\n"
+        "---  ------------------------  ------------------------\n" + table)
+    assert invoke("query", sql, "--no-headers", "--db", sweep_db).stdout == table
     assert invoke("query", sql, "--format", "csv", "--no-headers", "--db", sweep_db).stdout == (
         "0.30000000000000004,1795685261802,2026-11-30 09:10:00.000000\n")
-    assert invoke("query", sql, "--format", "tsv", "--db", sweep_db).stdout.splitlines()[1] == (
-        "0.30000000000000004\t1795685261802\t2026-11-30 09:10:00.000000")
-    assert json.loads(invoke("query", sql, "--format", "nl", "--db", sweep_db).stdout)["sum"] == 0.30000000000000004
-    assert invoke("query", sql, "--no-headers", "--db", sweep_db).stdout.count("\n") == 1
+    assert invoke("query", sql, "--format", "tsv", "--db", sweep_db).stdout == (
+        "sum\ttimestamp_ms\tstart_time\n0.30000000000000004\t1795685261802\t2026-11-30 09:10:00.000000\n")
+    assert invoke("query", sql, "--format", "nl", "--db", sweep_db).stdout == (
+        '{"sum": 0.30000000000000004, "timestamp_ms": 1795685261802, "start_time": "2026-11-30 09:10:00.000000"}\n')
+    assert invoke("query", sql, "--format", "json", "--db", sweep_db).stdout == (
+        '[\n  {\n    "sum": 0.30000000000000004,\n    "timestamp_ms": 1795685261802,\n'
+        '    "start_time": "2026-11-30 09:10:00.000000"\n  }\n]\n')
 
 
 # A value with a quote, a tab, a line feed, a carriage return and a backslash; a float; a NULL.
@@ -281,16 +314,75 @@ def test_tsv_is_one_line_a_row_that_cut_reads_back(sweep_db):
     assert unescaped.replace("\0", "\\") == 'say "hi"\ttab\nline\rcr \\ back'
 
 
-def test_every_list_command_takes_every_format(sweep_db):
-    commands = [["runs"], ["keys"], ["metrics", "sweep-01"], ["compare", "sweep-01", "sweep-02"], ["query", "--list"],
-                ["query", "--named", "failed_steps"], ["show", "sweep-01"], ["export", "mlflow", "--all", "--dry-run"]]
-    for command in commands:
-        for fmt in ("table", "json", "csv", "tsv", "nl"):
-            result = invoke(*command, "--format", fmt, "--db", sweep_db)
-            assert result.exit_code == 0, (command, fmt, result.output)
-            if fmt in ("json", "nl"):
-                text = result.stdout if fmt == "json" else "[" + ",".join(result.stdout.splitlines()) + "]"
-                assert json.loads(text) is not None
+# Each list command, on a few rows, and the table it prints; its csv, tsv and nl must
+# hold exactly its json rows.
+LISTINGS = {
+    "runs": (["runs", "--where", "run_id glob 'sweep-0[12]'", "--param", "lr", "--metric", "min:loss"], """\
+run_id    tag    status   start_time                duration_s  steps  param:lr  min:loss
+--------  -----  -------  ------------------------  ----------  -----  --------  --------
+sweep-01  sweep  SUCCESS  2026-11-30T09:10:00.000Z          65      1       0.1    0.2188
+sweep-02  sweep  SUCCESS  2026-11-30T09:20:00.000Z          70      1       0.1    0.2537
+"""),
+    "keys": (["keys", "--like", "fit%"], """\
+what    name               runs  kinds    min     max
+------  -----------------  ----  -------  ------  ------
+metric  fit.b2.train/loss     1  numeric  0.1909  0.1909
+param   fit.b2.train/lr       1  raw        0.01    0.01
+"""),
+    "metrics": (["metrics", "sweep-01", "--key", "accuracy", "--limit", "2"], """\
+name      step_name  key       step  value   kind     timestamp_ms
+--------  ---------  --------  ----  ------  -------  ------------------------
+accuracy  train      accuracy     0  0.2117  numeric  2026-11-30T09:11:05.000Z
+accuracy  train      accuracy     1  0.4664  numeric  2026-11-30T09:11:05.000Z
+"""),
+    "compare": (["compare", "sweep-01", "sweep-02", "--param", "lr", "--metric", "min:loss"], """\
+spec      sweep-01  sweep-02  differs
+--------  --------  --------  -------
+param:lr       0.1       0.1
+min:loss    0.2188    0.2537  *
+"""),
+    "named query": (["query", "--named", "runs_by_tag", "-p", "tag", "exp-a"], """\
+run_id         tag    status   start_time                duration_s  steps  failed_steps
+-------------  -----  -------  ------------------------  ----------  -----  ------------
+case2-metrics  exp-a  SUCCESS  2026-11-26T09:27:41.754Z    0.085593      3             0
+"""),
+    "dry run": (["export", "mlflow", "sweep-01", "sweep-02", "--dry-run"], """\
+run_id    experiment  status    metric_points  metrics  params  tags  renamed  truncated
+--------  ----------  --------  -------------  -------  ------  ----  -------  ---------
+sweep-01  sweep       FINISHED             20        2       0     8        0          0
+sweep-02  sweep       FINISHED             20        2       0     8        0          0
+"""),
+}
+
+
+@pytest.mark.parametrize("command, table", LISTINGS.values(), ids=LISTINGS)
+def test_every_list_command_prints_each_format_exactly(sweep_db, command, table):
+    rows = rows_of(*command, "--db", sweep_db)
+    assert 0 < len(rows) <= 2
+    assert invoke(*command, "--db", sweep_db).stdout == table
+    for fmt, text in script_formats(rows).items():
+        assert invoke(*command, "--format", fmt, "--db", sweep_db).stdout == text, fmt
+    assert invoke(*command, "--format", "csv", "--no-headers", "--db", sweep_db).stdout == (
+        script_formats(rows)["csv"].split("\n", 1)[1])
+
+
+def test_query_list_and_show_print_each_format_exactly(sweep_db):
+    named = rows_of("query", "--list", "--db", sweep_db)
+    assert [(q["name"], q["params"]) for q in named] == [
+        ("metric_history", "run_id key"), ("leaderboard", "key direction"), ("runs_by_tag", "tag"),
+        ("failed_steps", ""), ("param_diff", "run_a run_b")]
+    assert invoke("query", "--list", "--format", "nl", "--db", sweep_db).stdout == "".join(
+        json.dumps(q) + "\n" for q in named)
+    assert invoke("query", "--list", "--format", "tsv", "--no-headers", "--db", sweep_db).stdout == "".join(
+        "\t".join(q.values()) + "\n" for q in named)
+    steps = "run_id,step_name,name,branch,step_type,status,message,mock,position\nsweep-01,train,train,,task,SUCCESS,,0,0\n"
+    assert invoke("show", "sweep-01", "--format", "csv", "--db", sweep_db).stdout == steps
+    assert invoke("show", "sweep-01", "--format", "tsv", "--db", sweep_db).stdout == steps.replace(",", "\t")
+    assert invoke("show", "sweep-01", "--format", "nl", "--db", sweep_db).stdout == json.dumps(
+        {"run_id": "sweep-01", "step_name": "train", "name": "train", "branch": "", "step_type": "task",
+         "status": "SUCCESS", "message": "", "mock": 0, "position": 0}) + "\n"
+    assert json.loads(invoke("show", "sweep-01", "--format", "json", "--db", sweep_db).stdout)["run"]["run_id"] == (
+        "sweep-01")
 
 
 # -- labels and the migration --------------------------------------------------------------------

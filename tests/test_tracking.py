@@ -94,10 +94,24 @@ def test_env_metrics_ignores_unchanged():
     assert env_metrics({"RUNNABLE_TRACK_a": "3"}, before) == [("a", 0, 3)]
 
 
-def test_track_this_outside_a_step_warns_and_records_nothing(monkeypatch):
+def test_track_this_outside_a_step_warns_and_records_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv("RUNLOG_TRACK_FILE", raising=False)
-    with pytest.warns(UserWarning, match="outside a runlog step"):
-        track_this(x=1)
+    monkeypatch.chdir(tmp_path)
+    warning = "^track_this called outside a runlog step: values not recorded$"
+    with pytest.warns(UserWarning, match=warning):
+        track_this(before=1)
+    assert list(tmp_path.iterdir()) == []  # no side file, no store
+    with Run.start(run_id="r", store=tmp_path / "store") as run:
+        with pytest.warns(UserWarning, match=warning):
+            track_this(between=2)  # in a run, but in none of its steps
+        with run.step("s"):
+            track_this(inside=3)
+    with pytest.warns(UserWarning, match=warning):
+        track_this(after=4)
+    text = (tmp_path / "store" / "r.json").read_text()
+    assert RunLogStore(tmp_path / "store").get_run("r").steps["s"].user_defined_metrics == {"inside": 3}
+    assert [name for name in ("before", "between", "after") if name in text] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
 
 
 @pytest.mark.parametrize("step", [-1, 1.5, True, "1"])

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-import runpy
-import shutil
 from pathlib import Path
 
-from conftest import REPO, fixture_sources
+from conftest import copy_fixture_runs
 
 FAILED_RUN = "case2-diverged"
 LONG_RUN = "long-curve"
@@ -58,13 +56,9 @@ def add_long_run(store: Path) -> None:
 
 
 def write_store(root: Path) -> Path:
-    store = root / "store"
-    store.mkdir(parents=True)
-    for source in fixture_sources():
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, store / source.name)
+    store = copy_fixture_runs(root / "store", sweep=True)
     add_failed_run(store)
     add_long_run(store)
-    runpy.run_path(str(REPO / "examples" / "sweep.py"))["main"](str(store))
     return store
 
 

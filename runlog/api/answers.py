@@ -30,10 +30,16 @@ def names_of(value: Names) -> list[str]:
     return list(dict.fromkeys([value] if isinstance(value, str) else value))
 
 
-def run_specs(metrics: Names, params: Names) -> list[str]:
-    """The column specs of ``runlog runs --param P --metric M`` (and of ``Index.runs``):
-    params (``lr`` or ``param:lr``) first, then metric specs."""
-    return [n if n.startswith("param:") else f"param:{n}" for n in names_of(params)] + names_of(metrics)
+def run_specs(metrics: Names, params: Names, options: tuple[str, str] = ("metrics", "params")) -> list[str]:
+    """The column specs of ``Index.runs(metrics, params)`` and of ``runlog runs --metric M
+    --param P``: params (``lr`` or ``param:lr``) first, then metric specs; a syntax error
+    names its option (``options``: what the metrics' and the params' are called)."""
+    params = [n if n.startswith("param:") else f"param:{n}" for n in names_of(params)]
+    metrics = names_of(metrics)
+    for option, texts in ((options[1], params), (options[0], metrics)):
+        for text in texts:
+            parse_spec(text, option)
+    return params + metrics
 
 
 # The types of columns whose values may all be null (or that have no rows): run fields,

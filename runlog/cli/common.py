@@ -57,29 +57,39 @@ def list_options(func):
     whose rows are sorted after the fact (see :func:`sort_rows`)."""
     func = click.option("--limit", type=click.IntRange(0), metavar="N", help="Print at most N rows.")(func)
     return click.option("--sort", "sort", multiple=True, metavar="[-]COLUMN",
-                        help="Sort by this column (-COLUMN: descending; repeatable for ties; blanks last).")(func)
+                        help="Sort by this column (-COLUMN: descending; repeatable for ties; numbers before text, "
+                             "blanks last).")(func)
 
 
 def sort_rows(rows: list[dict], columns: list[str], sort: tuple[str, ...], limit: int | None) -> list[dict]:
-    """Rows sorted by output columns (stable, values of one kind compared, blanks last), then cut."""
+    """Rows sorted by output columns (stable; numbers before text and blanks last, whichever
+    the direction; each kind among its own), then cut.
+
+    >>> rows = [{"v": "b"}, {"v": None}, {"v": 2}, {"v": "a"}, {"v": 10}]
+    >>> [r["v"] for r in sort_rows(rows, ["v"], ("-v",), None)]
+    [10, 2, 'b', 'a', None]
+    """
     from ..errors import UsageProblem
     from ..index.lookup import did_you_mean
 
-    for text in reversed(sort):
-        descending = text.startswith("-")
-        column = text[1:] if descending else text
+    for spec in reversed(sort):
+        descending = spec.startswith("-")
+        column = spec[1:] if descending else spec
         if column not in columns:
-            raise UsageProblem(f"--sort {text!r}: no column {column!r}{did_you_mean(column, columns)}")
-        present = [r for r in rows if r.get(column) is not None]
-        blank = [r for r in rows if r.get(column) is None]
-        present.sort(key=lambda r: _sort_key(r[column]), reverse=descending)
-        rows = present + blank
+            raise UsageProblem(f"--sort {spec!r}: no column {column!r}{did_you_mean(column, columns)}")
+        numbers, text, blank = [], [], []
+        for row in rows:
+            value = row.get(column)
+            if value is None:
+                blank.append(row)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                numbers.append(row)
+            else:
+                text.append(row)
+        numbers.sort(key=lambda r: r[column], reverse=descending)
+        text.sort(key=lambda r: str(r[column]), reverse=descending)
+        rows = numbers + text + blank  # SQLite's order of kinds, whichever the direction
     return rows if limit is None else rows[:limit]
-
-
-def _sort_key(value):
-    # Numbers before text, as SQLite orders them; each among its own kind.
-    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
 
 
 def store_option(func):

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..values import counted
 from .common import ProgressBar, db_option, echo_rows, format_option, friendly_errors
 
 
@@ -87,7 +88,8 @@ def _export(db_path, run_ids, options: dict, quiet: bool, fmt: str, no_headers: 
         for run_id, error in report.errors:
             click.echo(f"error: {error}", err=True)
         echo_rows([plan.summary() for plan in report.plans], fmt, headers=not no_headers)
-        click.echo(f"dry run: {len(report.plans)} run(s) would be exported; MLflow was not contacted", err=True)
+        click.echo(f"dry run: {counted(len(report.plans), 'run')} would be exported; MLflow was not contacted",
+                   err=True)
     else:
         rows = [outcome.row() for outcome in report.outcomes]
         columns = list(rows[0]) if rows else []

@@ -17,28 +17,34 @@ from .common import ProgressBar, db_option, endpoint_option, friendly_errors
 @db_option
 @click.option("--prune", is_flag=True, help="Remove runs whose source file or folder is gone.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad file instead of skipping it.")
+@click.option("--recursive", "-r", is_flag=True, help="Ingest every store in the folders below each PATH too.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @endpoint_option
 @friendly_errors
-def ingest_command(paths, db_path, prune, strict, quiet, endpoint_url):
+def ingest_command(paths, db_path, prune, strict, recursive, quiet, endpoint_url):
     """Index run logs into the SQLite index (incremental: unchanged files are skipped).
 
     PATH is a store folder, one run-log file or a chunked run folder (default
     .run_log_store), or a URL of one (s3://bucket/prefix). Every generation of
-    runnable/magnus and both layouts are read.
+    runnable/magnus and both layouts are read; --recursive reads every store
+    in the folders below a PATH too (a folder of stores alone is refused).
     A bad file is reported on stderr and in the ingest_errors table while the
-    others are indexed; the exit code is then 1.
+    others are indexed; the exit code is then 1. A symlink that leads out of
+    its store, or loops, is skipped with a line on stderr.
 
     \b
     Example:
         runlog ingest .run_log_store --db runlog.db --prune
+        runlog ingest examples/real-logs --recursive
         runlog ingest s3://team-runs/prod --endpoint-url http://127.0.0.1:9000
     """
     from ..index import ingest
 
     with ProgressBar("ingesting", quiet) as bar:
-        report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict,
+        report = ingest(paths or [DEFAULT_STORE], db_path, prune=prune, strict=strict, recursive=recursive,
                         progress=lambda done, total: bar.step(total), endpoint_url=endpoint_url)
+        for path, why in report.skipped:
+            bar.write(one_line(f"skipped: {path}: {why}"))
         for path, message in report.errors:
             bar.write(one_line(f"error: {path}: {message}"))
     click.echo(report.summary())

@@ -73,7 +73,8 @@ def query_command(sql, named, list_named, params, lake, endpoint_url, sort, limi
 @click.option("--metric", "metrics", multiple=True, metavar="SPEC", help=f"Add a column: {SPEC_HELP} (repeatable).")
 @click.option("--param", "params", multiple=True, metavar="NAME", help="Add a column with this parameter (repeatable).")
 @click.option("--where", metavar="EXPR",
-              help="Only runs that match, e.g. \"param:lr in (0.1, 0.01) and min:loss < 0.5\" (see the README).")
+              help="Only runs that match, e.g. \"param:lr in (0.1, 0.01) and min:loss < 0.5\" "
+                   "(the filter language: see the docs, Querying).")
 @click.option("--sort", "sort", multiple=True, metavar="[-]SPEC",
               help="Sort by a column spec (-SPEC: descending; repeatable for ties; runs without the value last).")
 @click.option("--limit", type=click.IntRange(0), metavar="N", help="Print at most N runs.")
@@ -94,9 +95,9 @@ def runs_command(metrics, params, where, sort, limit, tag, status, fmt, no_heade
     from ..api.answers import run_specs
     from ..index.runs import list_runs
 
-    with read_index(db_path) as db:  # Index.runs() with the rows as the index holds them, for rendering
-        columns, rows = list_runs(db, run_specs(metrics, params), where=where, sort=sort, limit=limit, tag=tag,
-                                  status=status)
+    with read_index(db_path) as db:  # Index.runs(), with the rows as the index holds them, for rendering
+        columns, rows = list_runs(db, run_specs(metrics, params, ("--metric", "--param")), where=where, sort=sort,
+                                  limit=limit, tag=tag, status=status)
     echo_rows(rows, fmt, columns, not no_headers)
 
 

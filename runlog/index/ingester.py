@@ -23,10 +23,11 @@ from pathlib import Path
 from ..errors import BadRunLog, RunlogError, UsageProblem
 from ..values import counted
 from ..store import is_url, remote_exists
+from ..store.objects import open_storage
 from . import flatten
 from .db import connect_writable, restore_bulk_indexes
 from .plan import Planner, epoch_ns
-from .sources import Discovery, Lookahead, Source, local_source_exists, read_source
+from .sources import Discovery, Lookahead, Source, local_source_exists, read_source, refuse_a_folder_of_stores
 from .writer import IndexWriter
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -34,7 +35,8 @@ ProgressCallback = Callable[[int, "int | None"], None]
 
 @dataclass
 class IngestReport:
-    """What one ingest did. ``errors`` holds ``(path, message)`` for every source that failed."""
+    """What one ingest did. ``errors`` holds ``(path, message)`` for every source that failed,
+    ``skipped`` ``(path, why)`` for every symlink not followed (out of its store, or a loop)."""
 
     ingested: int = 0
     unchanged: int = 0
@@ -42,6 +44,7 @@ class IngestReport:
     pruned: int = 0
     metric_points: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -58,8 +61,10 @@ def ingest(
     strict: bool = False,
     progress: ProgressCallback | None = None,
     endpoint_url: str | None = None,
+    recursive: bool = False,
 ) -> IngestReport:
-    """Index every run under ``paths`` (store folders, run-log files or chunked run folders).
+    """Index every run under ``paths`` (store folders, run-log files or chunked run folders;
+    with ``recursive``, every store at or below each folder).
 
     A path may be a URL (``s3://bucket/prefix``, any fsspec protocol); ``endpoint_url``
     points s3:// at an S3-compatible server. Unchanged objects are recognised by
@@ -69,6 +74,8 @@ def ingest(
     ``ingest_errors`` table while the others are ingested, or, with ``strict``, raises
     :class:`~runlog.errors.BadRunLog`. ``progress(done, total)`` is called after each source;
     ``total`` is None until discovery has ended (a bucket's listing streams alongside ingest).
+    A folder that holds no run logs while stores below it do is a
+    :class:`~runlog.errors.UsageProblem` naming them, unless ``recursive``.
 
     >>> ingest([".run_log_store"], "runlog.db", prune=True).summary()  # doctest: +SKIP
     '5 runs ingested, 0 unchanged, 0 failed, 0 pruned; 120 metric points written'
@@ -78,9 +85,14 @@ def ingest(
     if missing and len(missing) == len(paths):  # never leave an empty index behind
         raise UsageProblem(f"nothing to ingest: {', '.join(missing)} does not exist (give a store folder, "
                            "a run-log file, a chunked run folder or a URL)")
+    for path in paths:  # what cannot work stops here, before an index is made
+        if is_url(path):
+            open_storage(str(path), endpoint_url)  # a missing extra, an unknown protocol
+        elif not recursive:
+            refuse_a_folder_of_stores(path)
     conn = connect_writable(db_path)
     try:
-        return Ingester(conn, strict, progress, endpoint_url).run(paths, prune)
+        return Ingester(conn, strict, progress, endpoint_url, recursive).run(paths, prune)
     except sqlite3.OperationalError as exc:  # e.g. locked by another writer for longer than the busy timeout
         hint = ": another process is writing it; try again when it is done" if "locked" in str(exc) else ""
         raise RunlogError(f"cannot write index {db_path}: {exc}{hint}") from None
@@ -92,7 +104,7 @@ class Ingester:
     """One ingest: discovery, planning and writing, source by source (see the module's docstring)."""
 
     def __init__(self, conn: sqlite3.Connection, strict: bool, progress: ProgressCallback | None,
-                 endpoint_url: str | None = None):
+                 endpoint_url: str | None = None, recursive: bool = False):
         now = datetime.now(timezone.utc)
         self.conn = conn
         self.strict = strict
@@ -101,7 +113,9 @@ class Ingester:
         self.report = IngestReport()
         self.writer = IndexWriter(conn, now.isoformat(timespec="microseconds"))
         self.planner = Planner(conn, epoch_ns(now))
-        self.discovery = Discovery(endpoint_url, on_error=lambda key, exc: self._fail(key, exc, record=False))
+        self.discovery = Discovery(endpoint_url, on_error=lambda key, exc: self._fail(key, exc, record=False),
+                                   on_skip=lambda key, why: self.report.skipped.append((key, why)),
+                                   recursive=recursive)
         self.pruning = False  # with --prune, every remote source listed is kept in temp.listed
 
     def run(self, paths: list, prune: bool) -> IngestReport:

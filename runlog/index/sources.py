@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadRunLog
+from ..errors import BadRunLog, UsageProblem
 from ..models import RunLog
 from ..store import (
     Listing,
     LocalRunLogStore,
     RemoteSource,
+    find_stores,
+    holds_runs,
     is_url,
     read_run_file,
     read_run_folder,
@@ -49,15 +51,20 @@ class Discovery:
     """The sources under the paths given to ingest, as ``(source, layout)`` items.
 
     A path that does not exist, or whose name SQLite cannot store, goes to
-    ``on_error(key, BadRunLog)``; ``on_listed(url)`` is told every remote source listed
-    (``--prune`` keeps them); ``complete_prefixes`` holds the URL prefixes listed to
-    their end (``--prune`` trusts only those)."""
+    ``on_error(key, BadRunLog)``; ``on_skip(key, why)`` is told of every symlink a
+    folder's listing does not follow; ``on_listed(url)`` is told every remote source
+    listed (``--prune`` keeps them); ``complete_prefixes`` holds the URL prefixes listed
+    to their end (``--prune`` trusts only those). With ``recursive``, a folder stands
+    for every store at or below it."""
 
     def __init__(self, endpoint_url: str | None, on_error: Callable[[str, BadRunLog], None],
-                 on_listed: Callable[[str], None] | None = None):
+                 on_listed: Callable[[str], None] | None = None, *,
+                 on_skip: Callable[[str, str], None] | None = None, recursive: bool = False):
         self.endpoint_url = endpoint_url
         self.on_error = on_error
         self.on_listed = on_listed
+        self.on_skip = on_skip
+        self.recursive = recursive
         self.complete_prefixes: list[str] = []
 
     def items(self, paths: list) -> Iterator[tuple[Source, str]]:
@@ -78,11 +85,16 @@ class Discovery:
         if (path / "RunLog.json").is_file():
             return [(path, "chunked-fs")]
         if path.is_dir():
-            return list(LocalRunLogStore(path).iter_sources())
+            stores = find_stores(path, self._skipped) if self.recursive else [path]
+            return [item for store in stores for item in LocalRunLogStore(store).iter_sources(self._skipped)]
         if path.is_file():
             return [(path, "file-system")]
         self.on_error(str(path), BadRunLog(path, "no such file or folder"))
         return []
+
+    def _skipped(self, path: Path, why: str) -> None:
+        if self.on_skip is not None:
+            self.on_skip(os.path.abspath(path), why)
 
     def _remote(self, url: str) -> Iterator[tuple[RemoteSource, str]]:
         listing = Listing(url, self.endpoint_url)
@@ -96,6 +108,28 @@ class Discovery:
             return
         if listing.complete_prefix is not None:
             self.complete_prefixes.append(listing.complete_prefix)
+
+
+def refuse_a_folder_of_stores(given: str | os.PathLike) -> None:
+    """Raise :class:`UsageProblem` when ``given`` is a folder that holds no run logs
+    itself while stores below it do, naming them (relative to it) and ``--recursive``.
+
+    >>> refuse_a_folder_of_stores("examples/real-logs")    # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    runlog.errors.UsageProblem: examples/real-logs holds no run logs, only stores in folders below it: ...
+    """
+    path = Path(given)
+    if is_url(given) or not path.is_dir() or (path / "RunLog.json").is_file() or holds_runs(path):
+        return
+    names = [os.path.relpath(store, path) for store in find_stores(path)]
+    if names:
+        shown = ", ".join(names[:MAX_NAMED]) + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
+        raise UsageProblem(f"{given} holds no run logs, only stores in folders below it: {shown}; ingest one of "
+                           "them, or all of them with --recursive")
+
+
+MAX_NAMED = 10  # stores named in that message
 
 
 # -- one source ---------------------------------------------------------------

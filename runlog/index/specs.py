@@ -109,16 +109,24 @@ def lark_parser():
     return Lark(GRAMMAR, start=["start", "spec"], parser="lalr", maybe_placeholders=False)
 
 
+SPEC_HINT = (f"write NAME, SUMMARY:NAME ({' '.join(SUMMARIES)}) or param:NAME, "
+             "with a name that has spaces or odd characters in `backquotes`")
+
+
 def parse_spec(text: str, what: str = "column spec") -> Spec:
-    """One column spec; a syntax error is a one-line :class:`UsageProblem` naming ``what``."""
+    """One column spec; a syntax error is a one-line :class:`UsageProblem` naming ``what``.
+
+    >>> parse_spec("min:", "--metric")
+    Traceback (most recent call last):
+    ...
+    runlog.errors.UsageProblem: --metric 'min:': unexpected end of expression; write NAME, SUMMARY:NAME (last first min max mean count argmin argmax) or param:NAME, with a name that has spaces or odd characters in `backquotes`
+    """
     from lark.exceptions import LarkError
 
     try:
         tree = lark_parser().parse(text, start="spec")
     except LarkError as exc:
-        problem = syntax_error(what, text, exc).split("; expected")[0]
-        raise UsageProblem(f"{problem}; write NAME, SUMMARY:NAME ({' '.join(SUMMARIES)}) or param:NAME, "
-                           "with a name that has spaces or odd characters in `backquotes`") from None
+        raise UsageProblem(syntax_error(what, text, exc, SPEC_HINT)) from None
     return spec_of(tree.children)
 
 
@@ -133,28 +141,50 @@ def spec_of(children) -> Spec:
     return Spec("param", name) if kind == "param" else Spec("metric", name, kind)
 
 
-def syntax_error(what: str, text: str, exc: Exception) -> str:
-    """One line saying where the text went wrong and what could come there."""
-    column = getattr(exc, "column", None)
+def syntax_error(what: str, text: str, exc: Exception, hint: str | None = None) -> str:
+    """One line saying, in plain words, where the text went wrong and what could come there
+    (``hint``, when given, says that instead of the grammar's list).
+
+    >>> from lark.exceptions import LarkError
+    >>> try: lark_parser().parse("loss <", start="start")
+    ... except LarkError as exc: print(syntax_error("--where", "loss <", exc))
+    --where 'loss <': unexpected end of expression; expected a name, a `quoted name`, a number or a 'quoted string'
+    """
     token = getattr(exc, "token", None)
+    column = getattr(exc, "column", None)
+    column = column if isinstance(column, int) and 0 < column <= len(text) else None
+    found = str(token) if token is not None else text[column - 1] if column else ""
+    summary = re.search(r"([A-Za-z_]\w*)$", text[: column - 1]) if found == ":" and column else None
+    expected = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
     if token is not None and getattr(token, "type", "") == "$END":
-        found, column = "the end", len(text) + 1
-    elif token is not None:
-        found = repr(str(token))
-    elif column is not None and 0 < column <= len(text):
-        found = repr(text[column - 1])
+        problem = "unexpected end of expression"
+    elif _QUOTES.get(found) in expected:  # a quote that could open a string or name here: never closed
+        return f"{what} {text!r}: the quote {found} at column {column} is never closed"
+    elif summary:  # "median:loss": a word before ':' that is not a summary
+        problem = f"unknown summary {summary.group(1)!r} at column {summary.start() + 1}"
+        hint = hint or f"use {', '.join(SUMMARIES)} or param"
     else:
-        found = "something unexpected"
-    expected = sorted(_describe(name) for name in (getattr(exc, "expected", None) or getattr(exc, "allowed", None) or []))
-    hint = f"; expected {', '.join(dict.fromkeys(expected))}" if expected else ""
-    where = f" at column {column}" if isinstance(column, int) and column > 0 else ""
-    return f"{what} {text!r}: unexpected {found}{where}{hint}"
+        problem = f"unexpected {found!r}" + (f" at column {column}" if column else "") if found else "unexpected input"
+    if hint is None and expected:
+        hint = f"expected {_one_of(expected)}"
+    return f"{what} {text!r}: {problem}" + (f"; {hint}" if hint else "")
 
 
-def _describe(terminal: str) -> str:
-    return {
-        "NAME": "a name", "QUOTED_NAME": "a `quoted name`", "PREFIX": "a name", "NUMBER": "a number",
-        "STRING": "a 'quoted string'", "COMPARE": "a comparison (= != < <= > >=)", "MATCH": "like, glob or regexp",
-        "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "_AND": "and", "_OR": "or", "_NOT": "not", "_IN": "in",
-        "_IS": "is", "_NULL": "null", "$END": "the end",
-    }.get(terminal, terminal.lower())
+_QUOTES = {"'": "STRING", '"': "STRING", "`": "QUOTED_NAME"}
+
+# What each terminal of the grammar means to a reader, in the order a reader thinks of them.
+_EXPECTED = {
+    "NAME": "a name", "PREFIX": "a name", "QUOTED_NAME": "a `quoted name`", "NUMBER": "a number",
+    "STRING": "a 'quoted string'", "LPAR": "'('", "COMPARE": "a comparison (= != < <= > >=)", "_IS": "'is'",
+    "_IN": "'in'", "_NOT": "'not'", "MATCH": "'like', 'glob', 'regexp'", "_NULL": "'null'", "COMMA": "','",
+    "RPAR": "')'", "_AND": "'and'", "_OR": "'or'", "$END": "the end",
+}
+
+
+def _one_of(terminals) -> str:
+    """``a, b or c``: what the terminals mean, in the order of :data:`_EXPECTED`."""
+    order = list(_EXPECTED)
+    known = sorted((t for t in terminals if t in _EXPECTED), key=order.index)
+    words = list(dict.fromkeys(w for t in known for w in _EXPECTED[t].split(", ")))
+    words += sorted(t.lower() for t in terminals if t not in _EXPECTED)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"

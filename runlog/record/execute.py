@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import RunlogError
+from ..errors import InvalidName, UsageProblem
 from ..models import BranchLog, RunLog, StepLog
 from ..store import DEFAULT_STORE, Layout, RunLogStore, validate_name
 from .run import BranchRecorder, Run
@@ -33,12 +33,7 @@ def exec_step(
     The run's status becomes FAIL when the step fails, and SUCCESS otherwise unless an
     earlier step failed. ``store`` may be a URL (``s3://bucket/prefix``). Returns the
     command's exit code."""
-    validate_name(run_id)
-    parts = step.split(".")
-    for part in parts:
-        validate_name(part, "step name")
-    if len(parts) % 2 == 0:
-        raise RunlogError(f"--step {step!r}: use NAME or COMPOSITE.BRANCH.NAME (an odd number of dot-separated parts)")
+    parts = step_parts(run_id, step)
     shell_text(command)
     run = Run.attach(run_id, store=RunLogStore(store, layout, endpoint_url=endpoint_url), create=True, tag=tag)
     scope = run
@@ -64,6 +59,29 @@ def exec_step(
         failed = code != 0 or current.status == "FAIL"
         run.store.update_run(run_id, status="FAIL" if failed else "SUCCESS", _locked=True)
     return code
+
+
+def step_parts(run_id: str, step: str) -> list[str]:
+    """The dot-separated parts of ``step``, once it and ``run_id`` are names that stay in the
+    store; a bad one is a :class:`UsageProblem` naming the whole name and the rule it breaks.
+
+    >>> step_parts("r1", "par.left.train")
+    ['par', 'left', 'train']
+    >>> step_parts("r1", "../s")
+    Traceback (most recent call last):
+    ...
+    runlog.errors.UsageProblem: invalid step name '../s': must not contain '/'
+    """
+    try:  # the whole name first: its parts alone ('', '', '/s') would hide what is wrong
+        validate_name(run_id)
+        validate_name(step, "step name")
+    except InvalidName as exc:
+        raise UsageProblem(str(exc)) from None
+    parts = step.split(".")
+    if len(parts) % 2 == 0 or "" in parts:
+        raise UsageProblem(f"invalid step name {step!r}: use NAME or COMPOSITE.BRANCH.NAME "
+                           "(an odd number of non-empty dot-separated parts)")
+    return parts
 
 
 def _roll_up(run, current: RunLog, parts: list[str], failed: bool) -> None:

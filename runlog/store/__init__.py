@@ -3,7 +3,8 @@ crash-safe and safe for parallel writers; read in every released format.
 
 Public API: :class:`RunLogStore` (``RunLogStore(folder_or_url, layout)`` gives the
 store for it), :class:`RunInfo`, ``LAYOUTS``, ``DEFAULT_STORE``; reading one run:
-:func:`read_run_file`, :func:`read_run_folder`; names: :func:`validate_name`,
+:func:`read_run_file`, :func:`read_run_folder`; stores below a folder:
+:func:`find_stores`, :func:`holds_runs`; names: :func:`validate_name`,
 :func:`is_url`, :func:`redact`; ingest's view of a bucket: :class:`Listing`,
 :class:`RemoteSource`. Object storage itself is in :mod:`runlog.store.objects`.
 
@@ -17,7 +18,7 @@ from .base import DEFAULT_STORE, LAYOUTS, Layout, RunInfo, RunLogStore
 from .files import atomic_write
 from .jsonio import parse_json, read_json, regular_file_stat
 from .listing import Listing, RemoteSource, remote_exists
-from .local import LocalRunLogStore, read_run_file, read_run_folder
+from .local import LocalRunLogStore, find_stores, holds_runs, read_run_file, read_run_folder
 from .names import is_url, redact, validate_name
 from .remote import RemoteRunLogStore, iter_remote_sources
 
@@ -26,6 +27,6 @@ RunLogStore.kinds.update(folder=LocalRunLogStore, url=RemoteRunLogStore)
 
 __all__ = [
     "DEFAULT_STORE", "LAYOUTS", "Layout", "Listing", "LocalRunLogStore", "RemoteRunLogStore", "RemoteSource",
-    "RunInfo", "RunLogStore", "atomic_write", "is_url", "iter_remote_sources", "parse_json", "read_json",
+    "RunInfo", "RunLogStore", "atomic_write", "find_stores", "holds_runs", "is_url", "iter_remote_sources", "parse_json", "read_json",
     "read_run_file", "read_run_folder", "redact", "regular_file_stat", "remote_exists", "validate_name",
 ]

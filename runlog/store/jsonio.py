@@ -89,12 +89,27 @@ def parse_model(model: type, data: Any, path: Path | str):
 def run_from_json(data: Any, path: Path | str) -> RunLog:
     """The RunLog in parsed JSON ``data``; ``path`` names the source in errors."""
     if not isinstance(data, dict):
-        raise BadRunLog(path, f"is JSON but not a run log (top level is {type(data).__name__})")
+        raise BadRunLog(path, f"is JSON but not a run log (top level is {json_type(data)}, not an object)")
     return parse_model(RunLog, data, path)
 
 
 def chunk_from_json(data: Any, model, path: Path | str):
     """One StepLog/BranchLog chunk in parsed JSON ``data``."""
     if not isinstance(data, dict):
-        raise BadRunLog(path, "is not a JSON object")
+        raise BadRunLog(path, f"is not a JSON object (top level is {json_type(data)})")
     return parse_model(model, data, path)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, as a user reads it in the file.
+
+    >>> json_type(None), json_type([1]), json_type(True), json_type(1.5)
+    ('null', 'an array', 'a boolean', 'a number')
+    """
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"),
+                       (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__

@@ -19,6 +19,7 @@ of each name, and also read runnable 0.6+'s ``BranchLog-<name>.json`` files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -33,6 +34,9 @@ from .chunks import assemble_chunks, chunk_file_name, chunk_version
 from .files import atomic_write, file_lock
 from .jsonio import chunk_from_json, read_json, run_from_json
 from .names import validate_name
+
+# Told of each entry a folder's listing skips, and why (a symlink out of the store, a loop).
+SkipCallback = Callable[[Path, str], None]
 
 # Reads of a chunked run folder that writers keep changing, before giving up.
 READ_ATTEMPTS = 200
@@ -133,11 +137,13 @@ class LocalRunLogStore(RunLogStore):
                                      tag=str(data.get("tag") or ""), layout=layout, path=path))
         return sorted(found, key=lambda info: info.run_id)
 
-    def iter_sources(self) -> Iterator[tuple[Path, Layout]]:
+    def iter_sources(self, on_skip: SkipCallback | None = None) -> Iterator[tuple[Path, Layout]]:
         """``(path, layout)`` of every run file or run folder directly in the store.
 
         Hidden files, temporary files and symlinks that lead out of the folder are
-        skipped, so nothing planted in the store can make a reader leave it."""
+        skipped, so nothing planted in the store can make a reader leave it;
+        ``on_skip(path, why)`` is told of every symlink skipped that looks like a run
+        (a ``.json`` name or a folder), and of symlink loops."""
         try:
             entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except FileNotFoundError:
@@ -150,11 +156,16 @@ class LocalRunLogStore(RunLogStore):
             if entry.is_symlink():
                 try:
                     target = path.resolve(strict=True)
-                except (OSError, RuntimeError):  # dangling or a loop: the reader reports it
-                    if entry.name.endswith(".json"):
+                except (OSError, RuntimeError) as exc:
+                    if entry.name.endswith(".json"):  # dangling or a loop: the reader reports it
                         yield path, "file-system"
+                    elif on_skip and _is_loop(exc):
+                        on_skip(path, "a symlink loop: not followed")
                     continue
-                if root not in target.parents:
+                why = leaves(target, root, "the store")
+                if why:
+                    if on_skip and (entry.name.endswith(".json") or target.is_dir()):
+                        on_skip(path, why)
                     continue
             if entry.name.endswith(".json"):
                 yield path, "file-system"
@@ -210,6 +221,73 @@ class LocalRunLogStore(RunLogStore):
             if found and found[:2] == (kind, internal_name) and found[2] < version:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(folder / name)
+
+
+def holds_runs(folder: Path) -> bool:
+    """Whether a run file or run folder lies directly in ``folder``."""
+    return next(iter(LocalRunLogStore(folder).iter_sources()), None) is not None
+
+
+def find_stores(folder: str | os.PathLike, on_skip: SkipCallback | None = None) -> list[Path]:
+    """Every folder at or below ``folder`` that holds run logs directly (a store), in
+    name order. Run folders and hidden folders are not entered, nor symlinks to
+    folders: those that lead out of ``folder`` or back up it (a loop) go to
+    ``on_skip(path, why)``, unless they sit in a store, whose own listing reports them.
+
+    >>> find_stores("examples/real-logs")[:2]         # doctest: +SKIP
+    [PosixPath('examples/real-logs/magnus-0.5-chunked-fs'), PosixPath('examples/real-logs/magnus-0.5-file-system')]
+    """
+    top = Path(folder)
+    root, found, todo = top.resolve(), [], [top]
+    while todo:
+        current = todo.pop()
+        is_store = holds_runs(current)
+        if is_store:
+            found.append(current)
+        below = []
+        for entry in _entries(current):
+            path = Path(entry.path)
+            if entry.name.startswith(".") or not _is_dir(entry):
+                continue
+            if entry.is_symlink():
+                if on_skip and not is_store:
+                    why = _symlink_problem(path, root, str(folder))
+                    if why:
+                        on_skip(path, why)
+            elif not (path / "RunLog.json").exists():
+                below.append(path)
+        todo.extend(reversed(below))
+    return found
+
+
+def leaves(target: Path, root: Path, name: str) -> str | None:
+    """Why a symlink to ``target`` (resolved) is not followed from inside ``root``
+    (resolved, called ``name`` in the message); None when it stays inside."""
+    if target == root or target in root.parents:
+        return f"a symlink back to {target}: not followed (a loop)"
+    if root not in target.parents:
+        return f"a symlink out of {name} (to {target}): not followed"
+    return None
+
+
+def _symlink_problem(path: Path, root: Path, name: str) -> str | None:
+    try:
+        return leaves(path.resolve(strict=True), root, name)
+    except (OSError, RuntimeError) as exc:
+        return "a symlink loop: not followed" if _is_loop(exc) else None
+
+
+def _is_loop(exc: BaseException) -> bool:
+    # Python before 3.13 raises RuntimeError for a loop in Path.resolve(strict=True).
+    return isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError:
+        return []
 
 
 def _is_dir(entry: os.DirEntry) -> bool:

@@ -37,7 +37,7 @@ def validate_name(value: Any, what: str = "run_id") -> str:
     if _CONTROL.search(value):
         raise InvalidName(f"invalid {what} {value!r}: must not contain NUL, newlines or control characters")
     if value.startswith(".") or value != value.strip():
-        raise InvalidName(f"invalid {what} {value!r}: must not start with '.' or with or end in spaces")
+        raise InvalidName(f"invalid {what} {value!r}: must not start with '.', nor start or end with a space")
     if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise InvalidName(f"invalid {what} {value[:40]!r}...: longer than {MAX_NAME_BYTES} bytes")
     return value

@@ -24,12 +24,12 @@ def make_datasette(db_path: str | Path):
     >>> ds = make_datasette("runlog.db")  # doctest: +SKIP
     >>> await ds.client.get("/-/runlog/run/demo-1")  # doctest: +SKIP
     """
+    path = Path(db_path)
+    check_index(path)  # a missing index is the first thing to fix, with or without datasette
     try:
         from datasette.app import Datasette
     except ImportError:
         raise MissingExtra("datasette", "datasette") from None
-    path = Path(db_path)
-    check_index(path)
     # Facet suggestions run a GROUP BY per column on every table page: seconds on the
     # big tables. The runs page's facets, and a table's own facets, stay.
     return Datasette(files=[str(path)], metadata=build_metadata(path.stem), settings={"suggest_facets": False})

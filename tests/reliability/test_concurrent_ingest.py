@@ -64,6 +64,7 @@ def check_whole(rows: list, clean: dict, seen: list[int]) -> None:
 
 
 def test_two_ingests_with_query_and_serve_reading(stores, tmp_path):
+    pytest.importorskip("datasette", reason="runlog serve needs datasette: pip install 'runlog-store[datasette]'")
     a, b, clean = stores
     db = tmp_path / "runlog.db"
     empty = tmp_path / "empty"

@@ -22,7 +22,7 @@ from mlflow_server import REPO_ROOT, MlflowServer, build_index
 from runlog.models import RunLog
 from runlog.store import RunLogStore
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 from mlflow import MlflowClient  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("mlflow")

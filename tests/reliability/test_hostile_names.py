@@ -64,7 +64,7 @@ def test_exec_refuses_bad_names(tmp_path, name, option):
     args[option] = name
     result = CliRunner().invoke(cli, ["exec", "--run-id", args["--run-id"], "--step", args["--step"],
                                       "--store", str(tmp_path / "store"), "--", "touch", str(tmp_path / "ran")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     what = "run_id" if option == "--run-id" else "step name"
     assert result.stderr.startswith(f"Error: invalid {what} ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.output

@@ -20,7 +20,7 @@ import pytest
 
 from mlflow_server import REPO_ROOT, free_port, mlflow_server  # noqa: F401  (fixture)
 
-mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog[test]')")
+mlflow = pytest.importorskip("mlflow", reason="the tests need full mlflow (pip install 'runlog-store[test]')")
 
 TOKEN, USER, PASSWORD = "tok-SECRET-7f3a9c", "user-SECRET-2b8d", "pw-SECRET-5e1f0a"
 URI_USER, URI_PASSWORD = "uriuser-SECRET-91c", "uripw-SECRET-44d2"

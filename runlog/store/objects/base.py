@@ -61,12 +61,16 @@ def list_folder(storage: ObjectStorage, folder: str) -> list[ObjectInfo]:
     return found
 
 
+# The extra, and the package it brings, that each kind of URL needs.
+_EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "gs": ("gs", "gcsfs"), "gcs": ("gs", "gcsfs")}
+
+
 def _connect(storage: ObjectStorage, url: str, endpoint_url: str | None) -> tuple[Any, str]:
     """``storage._connect(...)``, its failures as one line naming the URL and the fix."""
     try:
         import fsspec  # noqa: F401
-    except ImportError:
-        raise MissingExtra("s3", "fsspec") from None
+    except ImportError:  # name the extra of the store's own kind: gs:// wants runlog-store[gs], not [s3]
+        raise MissingExtra(*_EXTRAS.get(storage.protocol, ("s3", "fsspec"))) from None
     try:
         return storage._connect(url, endpoint_url)
     except MissingExtra:
@@ -179,7 +183,7 @@ class ObjectStorage:
 
     def create(self, key: str, data: bytes) -> str | None:
         """Write the object only if there is none: its version token, or None if one exists."""
-        if self.exists(key):  # not atomic here: documented in the README
+        if self.exists(key):  # not atomic here: documented in docs/object-storage.md
             return None
         self.write(key, data)
         return hashlib.sha256(data).hexdigest()
