@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import bench_runs, bench_web, mlflow_side
-from bench.common import median_ms, save, table, verdict
+from bench.common import median_ms, save, table, verdict, work_folder
 
 METRICS = ["loss", "accuracy"]
 # the fastest hand-written way: no order, no run-level names, times left as epoch ms
@@ -220,8 +219,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--work", type=Path, help="keep the generated stores, indexes and MLflow store here (reused)")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="runlog-bench-api-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, "api")
     began = time.perf_counter()
     results, text = run(work, args.runs, args.steps, args.big_runs, args.repeat)
     print(text)
