@@ -1,6 +1,6 @@
 """Run every benchmark: `make bench`, or
 
-    .venv/bin/python -m bench [--quick] [--shape 500x10x10x100] [--only ingest,query,export,runs,web,lake]
+    .venv/bin/python -m bench [--quick] [--shape 500x10x10x100] [--only ingest,query,export,runs,web,api,lake]
                               [--export-shape 10x10x10x40] [--verify-runs 100] [--work DIR]
 
 The default shape is the "large" set: 500 runs x 10 steps x 10 keys x 100 increments,
@@ -10,8 +10,10 @@ a table and writes JSON, with the machine's description, to bench/results/. Quer
 ingest (it asks the index and MLflow store that ingest built). ``runs`` sorts and filters
 100,000 runs by metric and param beside MLflow's search_runs on 10,000 of them (10,000
 and 1,000 with ``--quick``). ``web`` times runlog's pages on 300 runs x 2 metrics x 10,000
-steps (30 x 2 x 2,000 with ``--quick``). ``lake`` builds a Parquet lake from the same
-shape of seed-format JSON against the SQLite ingest. ``export`` also times
+steps (30 x 2 x 2,000 with ``--quick``). ``api`` loads the histories of 300 runs x 2 metrics
+x 2,000 steps into polars and pandas beside the hand-written way and MLflow's own store, and
+asks ``runs()`` the question of ``runs`` (30 runs and 10,000 with ``--quick``). ``lake``
+builds a Parquet lake from the same shape of seed-format JSON against the SQLite ingest. ``export`` also times
 ``--verify`` of ``--verify-runs`` runs x 10 metrics x 100 steps (default 100, 20 with
 ``--quick``; 1000 is the full size) next to their export. Nothing asserts on time.
 """
@@ -54,8 +56,8 @@ def main() -> None:
     parser.add_argument("--export-shape", help=f"shape of the export set (default {EXPORT})")
     parser.add_argument("--verify-runs", type=int,
                         help="runs (x 10 metrics x 100 steps) of the export/--verify measure (default 100; full: 1000)")
-    parser.add_argument("--only", default="ingest,query,export,runs,web,lake",
-                        help="comma-separated: ingest, query, export, runs, web, lake")
+    parser.add_argument("--only", default="ingest,query,export,runs,web,api,lake",
+                        help="comma-separated: ingest, query, export, runs, web, api, lake")
     parser.add_argument("--work", type=Path, help="keep the generated data here (reused when run again)")
     args = parser.parse_args()
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -104,6 +106,15 @@ def main() -> None:
             print(text, flush=True)
             tables.append(text)
             print(f"wrote {save('web', results, stamp)}")
+        if "api" in only:
+            from bench import bench_api
+
+            folder = work / "api"
+            folder.mkdir(exist_ok=True)
+            results, text = bench_api.run(folder, *((30, 2_000, 10_000) if args.quick else (300, 2_000, 100_000)))
+            print(text, flush=True)
+            tables.append(text)
+            print(f"wrote {save('api', results, stamp)}")
         if "lake" in only:
             from bench import bench_lake
 

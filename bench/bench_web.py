@@ -28,12 +28,11 @@ import json
 import math
 import random
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import save, table, verdict
+from bench.common import save, table, verdict, work_folder
 
 START = "2026-01-01 09:00:00.000000"
 
@@ -154,8 +153,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--work", type=Path, help="keep the generated store and index here (reused)")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="runlog-bench-web-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, "web")
     results, text = run(work, args.runs, args.steps, args.repeat)
     print(text)
     print(f"wrote {save('web', results)}")

@@ -62,6 +62,16 @@ def median_ms(work: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     return first * 1000, statistics.median(times) * 1000, result
 
 
+def work_folder(given: Path | None, name: str) -> Path:
+    """Where a benchmark keeps its generated data: ``given`` (kept, and reused when run
+    again), else a new temporary folder."""
+    import tempfile
+
+    work = given or Path(tempfile.mkdtemp(prefix=f"runlog-bench-{name}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def age(root: Path, seconds: int) -> None:
     """Give every file under ``root`` an mtime ``seconds`` ago (a store of finished runs)."""
     moment = time.time_ns() - seconds * 1_000_000_000

@@ -16,7 +16,12 @@ class UsageProblem(RunlogError):
     exit_code = 2
 
 
-class RunNotFound(UsageProblem, LookupError):
+class UnknownName(UsageProblem, ValueError):
+    """A run, metric, param, tag, status or step that no run has: the message names the
+    closest ones ("did you mean ..."). A ``ValueError``, as a bad argument is in Python."""
+
+
+class RunNotFound(UnknownName, LookupError):
     """No run with that id in the store or the index."""
 
 

@@ -1,4 +1,5 @@
-"""The docs stay true: their commands run as shown, and every command is documented.
+"""The docs stay true: their commands run as shown, their Python examples run (printing
+what they show), and every command is documented.
 
 Each ```console block of README.md and docs/*.md runs in a fresh folder standing in
 for the docs' ``/tmp/doc``: a ``.run_log_store`` holding the six fixture runs and the
@@ -10,6 +11,8 @@ it must print. Blocks that need a server running beside them (``runlog serve``,
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import runpy
 import shutil
@@ -20,7 +23,7 @@ from pathlib import Path
 import click
 import pytest
 
-from conftest import REPO, doc_blocks, doc_pages, fixture_sources, page_name
+from conftest import REPO, doc_blocks, doc_pages, fenced_blocks, fixture_sources, page_name
 from runlog.cli import cli
 
 BIN = Path(sys.executable).parent
@@ -91,10 +94,28 @@ PYTHON_PAGES = sorted({page for page, _ in doc_blocks("python")})
 
 @pytest.mark.parametrize("page", PYTHON_PAGES)
 def test_python_examples_run(tmp_path, monkeypatch, page):
-    """A page's ```python blocks, in order, in an empty folder."""
+    """A page's ```python blocks, in order and sharing their names (as a notebook's cells
+    do), in an empty folder; or, for a page that opens an index (``runlog.open(``), in
+    the docs' /tmp/doc with its ``runlog.db``. A ```text block right after a python block
+    is what that block prints."""
+    blocks = fenced_blocks((REPO / page).read_text())
+    if any(language == "python" and "runlog.open(" in code for language, code in blocks):
+        prepare(tmp_path, ingest=True)
     monkeypatch.chdir(tmp_path)
-    for code in [content for name, content in doc_blocks("python") if name == page]:
-        exec(compile(code, page, "exec"), {"__name__": "docs"})
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # a plot is drawn without a screen
+    scope = {"__name__": "docs"}
+    for number, (language, code) in enumerate(blocks):
+        if language != "python":
+            continue
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                exec(compile(code, f"{page}, block {number + 1}", "exec"), scope)
+        except ImportError as exc:  # MissingExtra too
+            pytest.skip(f"{page}: {exc}")  # a frame library or matplotlib this install lacks
+        after = blocks[number + 1] if number + 1 < len(blocks) else ("", "")
+        if after[0] == "text":
+            assert printed.getvalue().rstrip("\n") == after[1].rstrip("\n"), f"{page}, block {number + 1} printed"
 
 
 def test_plain_runlog_exec_commands_run(tmp_path):

@@ -19,7 +19,9 @@ from .render import FORMATS, render
 
 
 def default_db() -> str:
-    return os.environ.get("RUNLOG_DB") or "runlog.db"
+    from ..api import default_path
+
+    return default_path()
 
 
 def db_option(func):

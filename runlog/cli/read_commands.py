@@ -92,16 +92,12 @@ def runs_command(metrics, params, where, sort, limit, tag, status, fmt, no_heade
         runlog runs --metric loss --metric min:loss --param lr
         runlog runs --param lr --metric min:loss --where "min:loss < 0.5" --sort min:loss --limit 5
     """
+    from ..api.answers import run_specs
     from ..index.runs import list_runs
-    from ..index.specs import parse_spec
 
-    params = [name if name.startswith("param:") else f"param:{name}" for name in params]
-    for option, texts in (("--param", params), ("--metric", metrics)):  # errors name the option
-        for text in texts:
-            parse_spec(text, option)
-    specs = params + list(metrics)
-    with read_index(db_path) as db:
-        columns, rows = list_runs(db, specs, where=where, sort=sort, limit=limit, tag=tag, status=status)
+    with read_index(db_path) as db:  # Index.runs(), with the rows as the index holds them, for rendering
+        columns, rows = list_runs(db, run_specs(metrics, params, ("--metric", "--param")), where=where, sort=sort,
+                                  limit=limit, tag=tag, status=status)
     echo_rows(rows, fmt, columns, not no_headers)
 
 

@@ -4,7 +4,7 @@ in one line that says what was meant.
 
 >>> require_metric(db, "los")                 # doctest: +SKIP
 Traceback (most recent call last):
-runlog.errors.UsageProblem: no metric 'los' in any run; did you mean loss, loss_curve?
+runlog.errors.UnknownName: no metric 'los' in any run; did you mean loss, loss_curve?
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from ..errors import RunNotFound, UsageProblem
+from ..errors import RunNotFound, UnknownName
 from .specs import quote_name
 
 # Candidates read for a suggestion, at most (the error path of a huge index stays quick).
@@ -54,7 +54,7 @@ def require_metric(db, name: str) -> None:
     hint = did_you_mean(name, _names(db, "run_metrics"), quote_name)
     if not hint and _exists(db, "SELECT 1 FROM run_params WHERE name = ? LIMIT 1", (name,)):
         hint = f"; did you mean param:{quote_name(name)}?"
-    raise UsageProblem(f"no metric {name!r} in any run{hint} (`runlog keys` lists them)")
+    raise UnknownName(f"no metric {name!r} in any run{hint} (`runlog keys` lists them)")
 
 
 def require_param(db, name: str) -> None:
@@ -63,7 +63,7 @@ def require_param(db, name: str) -> None:
     hint = did_you_mean(name, _names(db, "run_params"), lambda n: f"param:{quote_name(n)}")
     if not hint and _exists(db, "SELECT 1 FROM run_metrics WHERE name = ? LIMIT 1", (name,)):
         hint = f"; did you mean the metric {quote_name(name)}?"
-    raise UsageProblem(f"no param {name!r} in any run{hint} (`runlog keys` lists them)")
+    raise UnknownName(f"no param {name!r} in any run{hint} (`runlog keys` lists them)")
 
 
 def require_key(db, key: str, run_id: str | None = None) -> None:
@@ -74,7 +74,7 @@ def require_key(db, key: str, run_id: str | None = None) -> None:
     scope, candidates = (f"run {run_id!r}", _column(db, "SELECT DISTINCT key FROM step_latest WHERE run_id = ?",
                                                     (run_id,))) if run_id else \
         ("any run", _column(db, f"SELECT DISTINCT key FROM step_latest LIMIT {MAX_CANDIDATES}"))
-    raise UsageProblem(f"no metric key {key!r} in {scope}{did_you_mean(key, candidates)}")
+    raise UnknownName(f"no metric key {key!r} in {scope}{did_you_mean(key, candidates)}")
 
 
 def require_value(db, column: str, value: str, what: str) -> None:
@@ -83,7 +83,7 @@ def require_value(db, column: str, value: str, what: str) -> None:
         return
     values = _column(db, f"SELECT DISTINCT {column} FROM runs LIMIT {MAX_CANDIDATES}")
     hint = did_you_mean(value, [v for v in values if v])
-    raise UsageProblem(f"no run has {what} {value!r}{hint}")
+    raise UnknownName(f"no run has {what} {value!r}{hint}")
 
 
 def _names(db, table: str) -> list[str]:

@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RunlogError, UsageProblem
+from ..errors import RunlogError, UnknownName, UsageProblem
 from . import lookup
 from .functions import normalise_direction
 
@@ -136,7 +136,7 @@ def run_named(db, name: str, params: dict[str, Any] | None = None) -> tuple[list
     """Run a query of :data:`NAMED_QUERIES` (missing parameters take their defaults)."""
     query = NAMED_QUERIES.get(name)
     if query is None:
-        raise UsageProblem(f"no named query {name!r}{lookup.did_you_mean(name, list(NAMED_QUERIES))} "
+        raise UnknownName(f"no named query {name!r}{lookup.did_you_mean(name, list(NAMED_QUERIES))} "
                            f"(one of {', '.join(sorted(NAMED_QUERIES))})")
     bound = {**query.defaults, **(params or {})}
     missing = [p for p in query.params if p not in bound]

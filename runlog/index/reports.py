@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import UsageProblem
+from ..errors import UnknownName
 from .lookup import did_you_mean, require_key, require_run
 from .queries import Rows, run_sql
 
@@ -29,7 +29,7 @@ def metric_history(db, run_id: str, key: str | None = None, step_name: str | Non
     if step_name is not None and not db.conn.execute(
             "SELECT 1 FROM steps WHERE run_id = ? AND step_name = ?", (run_id, step_name)).fetchone():
         names = [n for (n,) in db.conn.execute("SELECT step_name FROM steps WHERE run_id = ?", (run_id,))]
-        raise UsageProblem(f"no step {step_name!r} in run {run_id!r}{did_you_mean(step_name, names)}")
+        raise UnknownName(f"no step {step_name!r} in run {run_id!r}{did_you_mean(step_name, names)}")
     # Only the filters given go into the SQL (values always bound): `(:key IS NULL OR ...)`
     # would keep SQLite from using an index. The run's series (run_metrics) lead, each
     # then one seek into the metrics' primary key (CROSS JOIN fixes that order: led by

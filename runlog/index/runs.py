@@ -35,14 +35,24 @@ SUMMARY_SQL = {
     "first": "{a}.first", "min": "{a}.min", "max": "{a}.max", "mean": "{a}.mean", "count": "{a}.count",
     "argmin": "{a}.argmin", "argmax": "{a}.argmax",
 }
-PARAM_SQL = "coalesce({a}.value, {a}.text)"
+# A param's value as the run log had it: an integer (its text holds only digits), another
+# number, or its text (a string bare, anything else as JSON).
+PARAM_SQL = ("CASE WHEN {a}.value IS NULL OR {a}.text GLOB '*[^0-9-]*' OR length({a}.text) > 18 "
+             "THEN coalesce({a}.value, {a}.text) ELSE CAST({a}.text AS INTEGER) END")
 SPEC_TABLES = {"metric": "run_metrics", "param": "run_params"}
 
 
-def value_sql(spec: Spec) -> str:
+def value_sql(db, spec: Spec) -> str:
     """The SQL of a metric or param spec's value, over a ``run_metrics`` or ``run_params``
-    row aliased ``{a}``."""
-    return SUMMARY_SQL[spec.summary] if spec.kind == "metric" else PARAM_SQL
+    row aliased ``{a}``. Where a value may be a number or text (a param, a metric's last
+    value), a database whose columns hold one type each (DuckDB over a lake, unlike
+    SQLite's cells) chooses the column's type by ``typed_sql(kind, name)``."""
+    if spec.kind == "metric" and spec.summary != "last":
+        return SUMMARY_SQL[spec.summary]
+    typed = getattr(db, "typed_sql", None)
+    if typed is not None:
+        return typed(spec.kind, spec.name)
+    return SUMMARY_SQL["last"] if spec.kind == "metric" else PARAM_SQL
 
 
 def quote_ident(name: str) -> str:
@@ -71,7 +81,7 @@ class RunQuery:
         joined = self.require(spec)
         if joined not in self.joins:
             self.joins[joined] = f"j{len(self.joins)}"
-        return value_sql(spec).format(a=self.joins[joined])
+        return value_sql(self.db, spec).format(a=self.joins[joined])
 
     def require(self, spec: Spec) -> tuple[str, str]:
         """``(table, name)`` of a metric or param spec, once its name is known to exist
@@ -138,15 +148,19 @@ def spec_values(db, run_ids: Sequence[str], specs: Sequence[Spec], known: set | 
         if spec.kind != "field":
             check.require(spec)  # an unknown name is an error with a hint
     found: dict[tuple, Any] = {}  # (kind, run_id, name, value SQL) -> value
+    sqls = {s: value_sql(db, s) for s in specs if s.kind != "field"}
     for kind, table in SPEC_TABLES.items():
-        named = [s for s in specs if s.kind == kind]
-        names = list(dict.fromkeys(s.name for s in named))
-        exprs = list(dict.fromkeys(value_sql(s) for s in named))
-        for ids, chunk in _batches(run_ids, names):
-            sql = (f"SELECT a.run_id, a.name, {', '.join(e.format(a='a') for e in exprs)} FROM {table} a "
-                   f"WHERE a.run_id IN ({', '.join('?' * len(ids))}) AND a.name IN ({', '.join('?' * len(chunk))})")
-            for run_id, name, *cells in db.conn.execute(sql, [*ids, *chunk]):
-                found.update(((kind, run_id, name, expr), cell) for expr, cell in zip(exprs, cells))
+        # names whose values are read by the same expressions, in one query per batch
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for name in dict.fromkeys(s.name for s in specs if s.kind == kind):
+            exprs = tuple(dict.fromkeys(sql for s, sql in sqls.items() if s.kind == kind and s.name == name))
+            groups.setdefault(exprs, []).append(name)
+        for exprs, names in groups.items():
+            for ids, chunk in _batches(run_ids, names):
+                sql = (f"SELECT a.run_id, a.name, {', '.join(e.format(a='a') for e in exprs)} FROM {table} a "
+                       f"WHERE a.run_id IN ({', '.join('?' * len(ids))}) AND a.name IN ({', '.join('?' * len(chunk))})")
+                for run_id, name, *cells in db.conn.execute(sql, [*ids, *chunk]):
+                    found.update(((kind, run_id, name, expr), cell) for expr, cell in zip(exprs, cells))
     fields = [s for s in specs if s.kind == "field"]
     if fields:
         for ids, _ in _batches(run_ids, [""]):
@@ -154,7 +168,7 @@ def spec_values(db, run_ids: Sequence[str], specs: Sequence[Spec], known: set | 
                    f"WHERE r.run_id IN ({', '.join('?' * len(ids))})")
             for run_id, *cells in db.conn.execute(sql, ids):
                 found.update((("field", run_id, s.name, ""), cell) for s, cell in zip(fields, cells))
-    keys = [(s.kind, s.name, "" if s.kind == "field" else value_sql(s)) for s in specs]
+    keys = [(s.kind, s.name, sqls.get(s, "")) for s in specs]
     return {run_id: [found.get((kind, run_id, name, expr)) for kind, name, expr in keys] for run_id in run_ids}
 
 

@@ -87,6 +87,28 @@ class LakeDB:
         listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         self.raw.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listing}])")
 
+    def typed_sql(self, kind: str, name: str) -> str:
+        """The SQL of a param's value, or a metric's last value, over a ``run_params`` or
+        ``run_metrics`` row aliased ``{a}``. SQLite gives each cell its own type (see
+        ``PARAM_SQL`` and ``SUMMARY_SQL`` in :mod:`runlog.index.runs`); a DuckDB column has
+        one, chosen by what the name holds across runs: integers (a param), numbers, or
+        text where any run's value is text (numbers then as text, as the API shows a
+        column of both in SQLite)."""
+        if kind == "param":
+            if self._any("run_params", name, "value IS NULL AND text IS NOT NULL"):
+                return "{a}.text"  # a number's text is its JSON: what str() gives in Python
+            floats = self._any("run_params", name, "value IS NOT NULL AND NOT (regexp_full_match(text, '-?[0-9]+') "
+                                                   "AND length(text) <= 18)")
+            return "{a}.value" if floats else "CAST({a}.text AS BIGINT)"
+        if not self._any("run_metrics", name, "last IS NULL AND kind != 'numeric'"):
+            return "{a}.last"
+        return ("CASE WHEN {a}.last IS NOT NULL THEN CAST({a}.last AS VARCHAR) "
+                "WHEN {a}.kind != 'numeric' THEN {a}.last_text END")
+
+    def _any(self, table: str, name: str, condition: str) -> bool:
+        return self.raw.execute(f"SELECT 1 FROM {table} WHERE name = ? AND {condition} LIMIT 1",
+                                [name]).fetchone() is not None
+
     def _path(self, key: str) -> str:
         if not self.lake.remote:
             return str(self.lake.path / key)
